@@ -1,0 +1,86 @@
+"""Periods: inclusive ranges of calendar dates in a store's time zone.
+
+A period's exact bounds are ``[start 00:00, (end + 1 day) 00:00)`` in the store's IANA time
+zone, converted to UTC; so a period that crosses a daylight-saving change is 23 or 25 hours
+longer or shorter than ``days × 24`` hours, as it should be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from storesync.errors import InputError
+
+
+def parse_date(value: str, *, name: str = "date") -> date:
+    """Parse ``YYYY-MM-DD`` or raise :class:`InputError` naming the bad value."""
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} {value!r} is not a date in the form YYYY-MM-DD") from None
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name`` or :class:`InputError`."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"unknown time zone {name!r} (use an IANA name such as Europe/Lisbon)") from None
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Period:
+    """An inclusive range of calendar dates."""
+
+    start: date
+    end: date
+
+    @classmethod
+    def checked(cls, start: date, end: date, *, max_days: int | None = None) -> Period:
+        """A period, or :class:`InputError` when end is before start or it is too long."""
+        if end < start:
+            raise InputError(f"the period ends ({end}) before it starts ({start})")
+        period = cls(start, end)
+        if max_days is not None and period.days > max_days:
+            raise InputError(
+                f"the period {start}..{end} is {period.days} days long; the maximum is {max_days}"
+            )
+        return period
+
+    @property
+    def days(self) -> int:
+        """Number of calendar days, both ends included."""
+        return (self.end - self.start).days + 1
+
+    def dates(self) -> Iterator[date]:
+        """Every date of the period in order."""
+        for offset in range(self.days):
+            yield self.start + timedelta(days=offset)
+
+    def utc_bounds(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
+        """The exact UTC instants ``[start, end)`` of this period in time zone ``tz``."""
+        start = datetime.combine(self.start, time.min, tzinfo=tz).astimezone(UTC)
+        end = datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=tz).astimezone(UTC)
+        return start, end
+
+    def chunks(self, days: int) -> list[Period]:
+        """Split into consecutive periods of at most ``days`` days."""
+        if days < 1:
+            raise InputError("chunk size must be at least one day")
+        parts: list[Period] = []
+        cursor = self.start
+        while cursor <= self.end:
+            last = min(cursor + timedelta(days=days - 1), self.end)
+            parts.append(Period(cursor, last))
+            cursor = last + timedelta(days=1)
+        return parts
+
+    def previous(self) -> Period:
+        """The period of equal length just before this one."""
+        return Period(self.start - timedelta(days=self.days), self.start - timedelta(days=1))
+
+    def __str__(self) -> str:
+        return f"{self.start.isoformat()}..{self.end.isoformat()}"

@@ -1,0 +1,1 @@
+"""Connectors to the external providers (Shopify, Klaviyo) and the figures they produce."""

@@ -1,0 +1,96 @@
+"""The one typed settings object.
+
+Every setting is an environment variable with the ``STORESYNC_`` prefix (a ``.env`` file in the
+working directory is read too). Build a :class:`Settings` at the program's edge and pass it in;
+nothing in the package creates one at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration for every storesync process (server, worker, CLI)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STORESYNC_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(
+        default=Path(".storesync"),
+        description="Where the default SQLite database, the generated key file and logs live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default a SQLite file in the data directory. "
+        "postgresql://… selects PostgreSQL.",
+    )
+
+    # The queue's protections (the seed's numbers are the defaults).
+    max_concurrent_jobs: int = Field(default=3, ge=1)
+    max_attempts: int = Field(default=3, ge=1)
+    job_timeout_seconds: float = Field(default=600.0, gt=0)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    retry_base_seconds: float = Field(default=5.0, ge=0)
+    retry_max_seconds: float = Field(default=900.0, ge=0)
+    priority_aging_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A waiting job gains one priority point per this many seconds.",
+    )
+    poll_interval_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="How often an idle worker looks for work when the database cannot wake it.",
+    )
+    max_period_days: int = Field(default=366, ge=1)
+
+    # Providers.
+    shopify_base_url: str = "https://{shop}"
+    shopify_api_version: str = "2025-10"
+    shopify_api_secret: SecretStr | None = None
+    shopify_bulk_threshold: int = Field(
+        default=20_000,
+        ge=0,
+        description="Above this many orders in a period, use a bulk operation instead of paging.",
+    )
+    klaviyo_base_url: str = "https://a.klaviyo.com"
+    klaviyo_revision: str = "2025-10-15"
+    klaviyo_daily_report_budget: int = Field(default=225, ge=0)
+    http_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key for credentials at rest; generated into the data directory when unset.",
+    )
+
+    @field_validator("shopify_base_url")
+    @classmethod
+    def _shop_placeholder(cls, value: str) -> str:
+        if "{shop}" not in value:
+            raise ValueError("STORESYNC_SHOPIFY_BASE_URL must contain the {shop} placeholder")
+        return value.rstrip("/")
+
+    @field_validator("klaviyo_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to ``storesync.db`` in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'storesync.db').resolve()}"
+
+    @property
+    def key_file(self) -> Path:
+        """Where the generated credentials key lives when ``STORESYNC_SECRET_KEY`` is unset."""
+        return self.data_dir / "secret.key"
