@@ -11,10 +11,11 @@ orders and cancelled orders (``cancelledAt`` set) excluded:
 - ``discounts``: sum of ``totalDiscountsSet``.
 - ``refunds``: sum of ``totalRefundedSet``.
 - ``aov``: ``total_sales / orders`` rounded half-up to cents; 0 with no orders.
-- ``new_customers``: distinct customers with an order in the period whose first order ever was
-  created inside the period; ``returning_customers``: those whose first order came before it.
-  (Stable over time, unlike the customer's current ``numberOfOrders``.) Guest orders count in
-  neither.
+- ``new_customers``: distinct customers with an order in the period that is their first order
+  (``customerJourneySummary.customerOrderIndex`` = 1; when Shopify gives no index, the
+  customer's ``numberOfOrders`` = 1); ``returning_customers``: the other distinct customers with
+  an order in the period. The order index is stable over time, unlike the customer's current
+  ``numberOfOrders``. Orders without a customer count in neither.
 - ``daily``: one entry per calendar day of the period in the store's time zone (days without
   orders included) with that day's ``orders`` and ``total_sales``.
 
