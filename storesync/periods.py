@@ -28,7 +28,9 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InputError(f"unknown time zone {name!r} (use an IANA name such as Europe/Lisbon)") from None
+        raise InputError(
+            f"unknown time zone {name!r} (use an IANA name such as Europe/Lisbon)"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True, order=True)

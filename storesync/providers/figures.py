@@ -7,7 +7,7 @@ orders and cancelled orders (``cancelledAt`` set) excluded:
 
 - ``orders``: number of orders.
 - ``total_sales``: sum of ``currentTotalPriceSet.shopMoney.amount`` (after edits and refunds).
-- ``gross_sales``: sum of ``subtotalPriceSet`` + ``totalDiscountsSet`` (line items before discounts).
+- ``gross_sales``: sum of ``subtotalPriceSet`` + ``totalDiscountsSet`` (before discounts).
 - ``discounts``: sum of ``totalDiscountsSet``.
 - ``refunds``: sum of ``totalRefundedSet``.
 - ``aov``: ``total_sales / orders`` rounded half-up to cents; 0 with no orders.
@@ -114,7 +114,9 @@ class ShopifyFigures:
             new_customers=int(data["new_customers"]),
             returning_customers=int(data["returning_customers"]),
             daily=tuple(
-                DailySales(date.fromisoformat(d["date"]), int(d["orders"]), Decimal(d["total_sales"]))
+                DailySales(
+                    date.fromisoformat(d["date"]), int(d["orders"]), Decimal(d["total_sales"])
+                )
                 for d in data["daily"]
             ),
         )

@@ -1,0 +1,123 @@
+"""Engines for the two supported databases, and the one way to open a transaction.
+
+SQLite (the embedded default) runs in WAL mode with a busy timeout, and every transaction that
+writes queue state starts with ``BEGIN IMMEDIATE``, which takes SQLite's single write lock up
+front: two processes can then never both read "2 jobs processing" and both claim a third.
+PostgreSQL is reached through asyncpg; its claims rely on row locks and an advisory lock
+(see ``storesync.queue``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from storesync.errors import InputError
+from storesync.settings import Settings
+
+_IMMEDIATE = "storesync_immediate"
+
+
+def async_url(raw: str) -> URL:
+    """Map a user-facing URL (``sqlite:///…``, ``postgresql://…``) to its async driver."""
+    try:
+        url = make_url(raw)
+    except Exception:
+        raise InputError(f"STORESYNC_DATABASE_URL is not a database URL: {mask_url(raw)}") from None
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return url.set(drivername="sqlite+aiosqlite")
+    if backend in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+asyncpg")
+    raise InputError(
+        f"unsupported database {backend!r}: use sqlite:///path or postgresql://user@host/db"
+    )
+
+
+def mask_url(raw: str) -> str:
+    """The URL with any password replaced, safe for logs and error messages."""
+    try:
+        return make_url(raw).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"
+
+
+class Database:
+    """An async engine plus what storesync needs to know about its dialect."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect: str = engine.dialect.name
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @asynccontextmanager
+    async def transaction(self, *, immediate: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A connection inside a transaction, committed on success, rolled back on error.
+
+        ``immediate=True`` is for transactions that read state and then write based on it:
+        on SQLite it takes the write lock at ``BEGIN``; on PostgreSQL it changes nothing (the
+        queries lock what they need).
+        """
+        async with self.engine.connect() as conn:
+            if immediate and self.is_sqlite:
+                conn = await conn.execution_options(**{_IMMEDIATE: True})
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads (a plain transaction; never holds SQLite's write lock)."""
+        async with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver so that BEGIN IMMEDIATE is possible.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def connect(settings: Settings, **engine_options: Any) -> Database:
+    """Create the :class:`Database` the settings point at (the data directory is created)."""
+    url = async_url(settings.resolved_database_url)
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        options["connect_args"] = {"timeout": 30}
+    else:
+        options.update(pool_size=10, max_overflow=10)
+    options.update(engine_options)
+    engine = create_async_engine(url, **options)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    return Database(engine)
