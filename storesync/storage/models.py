@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -237,3 +238,10 @@ class WebhookDelivery(Base):
     shop_domain: Mapped[str] = mapped_column(String(255))
     topic: Mapped[str] = mapped_column(String(100))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core :class:`Table` of a model, typed for use in Core statements."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

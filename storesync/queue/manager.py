@@ -1,0 +1,771 @@
+"""The durable job queue: every database operation on ``sync_queue`` lives here.
+
+Guarantees, and what provides each:
+
+- **De-duplication.** A partial unique index allows one queued-or-processing job per store and
+  period; enqueue inserts with ``ON CONFLICT DO NOTHING`` and returns the existing job when it
+  loses, so concurrent callers on any number of processes get one job.
+- **One job per store.** A second partial unique index allows one processing job per store;
+  claims also skip stores that have one, so the index is a safety net, not a source of errors.
+- **Global limit.** A claim counts processing jobs and takes at most the free slots, inside a
+  transaction that claimers cannot run concurrently: PostgreSQL takes a transaction-level
+  advisory lock (and still locks the chosen rows with ``FOR UPDATE SKIP LOCKED`` so that a
+  concurrent cancel is never overwritten); SQLite's ``BEGIN IMMEDIATE`` holds its one write lock.
+- **Order.** Highest effective priority first (priority plus a point per
+  ``priority_aging_seconds`` of waiting), then oldest, then lowest id.
+- **Leases.** A claim leases the job for ``lease_seconds``; the worker renews it by heartbeat.
+  :meth:`JobQueue.rescue` takes back jobs whose lease lapsed or that ran past the hard timeout.
+- **Atomic completion.** :meth:`JobQueue.complete` runs the caller's writes (cache rows) and the
+  status change in one transaction, and only while the caller still owns the job.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storesync.errors import InputError, InvalidStateError, NotFoundError
+from storesync.periods import Period
+from storesync.queue.jobs import (
+    ACTIVE,
+    FINISHED,
+    Enqueued,
+    Job,
+    JobStatus,
+    Priority,
+    Reason,
+    RescueReport,
+)
+from storesync.queue.sql import instant, seconds_between
+from storesync.queue.wakeup import WAKE_CHANNEL
+from storesync.settings import Settings
+from storesync.storage.engine import Database
+from storesync.storage.models import JobEvent, Store, SyncJob, table_of
+
+JOBS = table_of(SyncJob)
+EVENTS = table_of(JobEvent)
+STORES = table_of(Store)
+
+#: Advisory lock key serialising claims on PostgreSQL (any constant unique to storesync).
+CLAIM_LOCK = 0x5702E5D
+
+Clock = Callable[[], datetime]
+ResultWriter = Callable[[AsyncConnection], Awaitable[None]]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class LostJobError(InvalidStateError):
+    """The worker no longer owns the job (its lease lapsed and it was rescued, or cancelled)."""
+
+
+class JobQueue:
+    """The queue's API. One instance per process is enough; it holds no per-job state."""
+
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        *,
+        clock: Clock = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.clock = clock
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._local_wakeups: list[Callable[[], None]] = []
+
+    # -- enqueue ---------------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        store_id: int,
+        start: date,
+        end: date,
+        *,
+        reason: Reason = Reason.USER,
+        priority: int | None = None,
+        run_after: datetime | None = None,
+        force: bool = False,
+    ) -> Enqueued:
+        """Queue a sync of ``store_id`` for ``start..end``, or return the active one.
+
+        When a queued or processing job exists for the same store and period, that job is
+        returned (``created=False``); if the new request has a higher priority the waiting job
+        is raised to it, so a user's request overtakes a scheduled refresh of the same period.
+        """
+        period = Period.checked(start, end, max_days=self.settings.max_period_days)
+        wanted = int(Priority.for_reason(reason)) if priority is None else priority
+        now = self.clock()
+        values = {
+            "store_id": store_id,
+            "status": JobStatus.QUEUED.value,
+            "priority": wanted,
+            "reason": Reason(reason).value,
+            "period_start": period.start,
+            "period_end": period.end,
+            "force": force,
+            "retry_count": 0,
+            "queued_at": now,
+            "run_after": run_after or now,
+        }
+        for _ in range(5):
+            async with self.database.transaction() as conn:
+                await self._require_store(conn, store_id)
+                row = (await conn.execute(self._insert_if_absent(values))).mappings().first()
+                if row is not None:
+                    job = Job.from_row(row)
+                    await _record(conn, [job.id], now, "queued", f"queued by {job.reason.value}")
+                    await self._notify(conn)
+                    self._wake_local()
+                    return Enqueued(job, created=True)
+                existing = await self._raise_active(conn, store_id, period, wanted, force)
+                if existing is not None:
+                    return Enqueued(existing, created=False)
+            # The active job finished between our insert and our read: insert again.
+        raise InvalidStateError("could not enqueue: the job kept changing state; try again")
+
+    def _insert_if_absent(self, values: dict[str, Any]) -> Any:
+        where = JOBS.c.status.in_([s.value for s in ACTIVE])
+        columns = ["store_id", "period_start", "period_end"]
+        if self.database.is_postgres:
+            return (
+                postgresql.insert(JOBS)
+                .values(values)
+                .on_conflict_do_nothing(index_elements=columns, index_where=where)
+                .returning(*JOBS.c)
+            )
+        return (
+            sqlite.insert(JOBS)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=columns, index_where=where)
+            .returning(*JOBS.c)
+        )
+
+    async def _raise_active(
+        self, conn: AsyncConnection, store_id: int, period: Period, priority: int, force: bool
+    ) -> Job | None:
+        active = and_(
+            JOBS.c.store_id == store_id,
+            JOBS.c.period_start == period.start,
+            JOBS.c.period_end == period.end,
+            JOBS.c.status.in_([s.value for s in ACTIVE]),
+        )
+        row = (
+            (
+                await conn.execute(
+                    update(JOBS)
+                    .where(active)
+                    .values(
+                        priority=func.max(JOBS.c.priority, priority)
+                        if self.database.is_sqlite
+                        else func.greatest(JOBS.c.priority, priority),
+                        force=True if force else JOBS.c.force,
+                    )
+                    .returning(*JOBS.c)
+                )
+            )
+            .mappings()
+            .first()
+        )
+        return Job.from_row(row) if row is not None else None
+
+    async def _require_store(self, conn: AsyncConnection, store_id: int) -> None:
+        found = await conn.scalar(select(STORES.c.id).where(STORES.c.id == store_id))
+        if found is None:
+            raise NotFoundError(f"store {store_id} does not exist")
+
+    # -- claim -----------------------------------------------------------------------------
+
+    async def claim(self, worker_id: str, limit: int = 1) -> list[Job]:
+        """Claim up to ``limit`` jobs for ``worker_id``, within the global limit.
+
+        Returns the claimed jobs, best first; an empty list when nothing is due or every
+        slot is taken.
+        """
+        if limit < 1:
+            return []
+        now = self.clock()
+        async with self.database.transaction(immediate=True) as conn:
+            if self.database.is_postgres:
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
+            processing = await conn.scalar(
+                select(func.count()).where(JOBS.c.status == JobStatus.PROCESSING.value)
+            )
+            free = self.settings.max_concurrent_jobs - int(processing or 0)
+            if free <= 0:
+                return []
+            ids = self._choose(now, min(limit, free))
+            lease_until = now + timedelta(seconds=self.settings.lease_seconds)
+            rows = (
+                (
+                    await conn.execute(
+                        update(JOBS)
+                        .where(JOBS.c.id.in_(ids))
+                        .values(
+                            status=JobStatus.PROCESSING.value,
+                            started_at=now,
+                            heartbeat_at=now,
+                            lease_expires_at=lease_until,
+                            worker_id=worker_id,
+                        )
+                        .returning(*JOBS.c)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            jobs = sorted((Job.from_row(r) for r in rows), key=self._rank_key(now))
+            if jobs:
+                await _record(conn, [j.id for j in jobs], now, "claimed", f"claimed by {worker_id}")
+            return jobs
+
+    def _effective_priority(self, now: datetime) -> Any:
+        age = seconds_between(self.database.dialect, instant("now", now), JOBS.c.queued_at)
+        return JOBS.c.priority + age / self.settings.priority_aging_seconds
+
+    def _rank_key(self, now: datetime) -> Callable[[Job], tuple[float, datetime, int]]:
+        aging = self.settings.priority_aging_seconds
+
+        def key(job: Job) -> tuple[float, datetime, int]:
+            waited = (now - job.queued_at).total_seconds()
+            return (-(job.priority + waited / aging), job.queued_at, job.id)
+
+        return key
+
+    def _choose(self, now: datetime, count: int) -> Any:
+        """The ids of the next ``count`` claimable jobs, at most one per store."""
+        effective = self._effective_priority(now).label("effective")
+        busy_stores = select(JOBS.c.store_id).where(JOBS.c.status == JobStatus.PROCESSING.value)
+        ranked = (
+            select(
+                JOBS.c.id,
+                JOBS.c.queued_at,
+                effective,
+                func.row_number()
+                .over(
+                    partition_by=JOBS.c.store_id,
+                    order_by=(effective.desc(), JOBS.c.queued_at, JOBS.c.id),
+                )
+                .label("store_rank"),
+            )
+            .where(
+                JOBS.c.status == JobStatus.QUEUED.value,
+                JOBS.c.run_after <= instant("now_due", now),
+                JOBS.c.store_id.not_in(busy_stores),
+            )
+            .subquery()
+        )
+        best = (
+            select(ranked.c.id)
+            .where(ranked.c.store_rank == 1)
+            .order_by(ranked.c.effective.desc(), ranked.c.queued_at, ranked.c.id)
+            .limit(count)
+        )
+        if self.database.is_postgres:
+            # Lock the chosen rows, skipping any that a cancel or retry holds right now.
+            return (
+                select(JOBS.c.id)
+                .where(JOBS.c.id.in_(best.scalar_subquery()))
+                .with_for_update(skip_locked=True)
+                .scalar_subquery()
+            )
+        return best.scalar_subquery()
+
+    # -- leases ----------------------------------------------------------------------------
+
+    async def heartbeat(self, worker_id: str, job_ids: Sequence[int]) -> dict[int, bool]:
+        """Renew the leases of ``job_ids``; returns ``{job_id: cancel_requested}`` for the
+        jobs this worker still owns. A job missing from the answer was taken back: stop it.
+        """
+        if not job_ids:
+            return {}
+        now = self.clock()
+        async with self.database.transaction() as conn:
+            rows = await conn.execute(
+                update(JOBS)
+                .where(
+                    JOBS.c.id.in_(list(job_ids)),
+                    JOBS.c.worker_id == worker_id,
+                    JOBS.c.status == JobStatus.PROCESSING.value,
+                )
+                .values(
+                    heartbeat_at=now,
+                    lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
+                )
+                .returning(JOBS.c.id, JOBS.c.cancel_requested)
+            )
+            return {int(r.id): bool(r.cancel_requested) for r in rows}
+
+    async def rescue(self) -> RescueReport:
+        """Take back processing jobs whose lease lapsed or that passed the hard timeout.
+
+        Each counts as an attempt: it goes back to the queue, or fails when it has used all
+        of ``max_attempts``.
+        """
+        now = self.clock()
+        timeout = timedelta(seconds=self.settings.job_timeout_seconds)
+        lapsed = and_(
+            JOBS.c.status == JobStatus.PROCESSING.value,
+            or_(
+                JOBS.c.lease_expires_at < instant("now", now),
+                JOBS.c.started_at < instant("deadline", now - timeout),
+            ),
+        )
+        exhausted = JOBS.c.retry_count + 1 >= self.settings.max_attempts
+        reason = (
+            f"the worker stopped responding (no heartbeat for {self.settings.lease_seconds:g} s) "
+            f"or the job ran past the {self.settings.job_timeout_seconds:g} s timeout"
+        )
+        async with self.database.transaction(immediate=True) as conn:
+            failed = await conn.execute(
+                update(JOBS)
+                .where(lapsed, exhausted)
+                .values(
+                    status=JobStatus.FAILED.value,
+                    retry_count=JOBS.c.retry_count + 1,
+                    completed_at=now,
+                    lease_expires_at=None,
+                    error_message=f"gave up after {self.settings.max_attempts} attempts: {reason}",
+                )
+                .returning(JOBS.c.id)
+            )
+            failed_ids = tuple(sorted(int(r.id) for r in failed))
+            requeued = await conn.execute(
+                update(JOBS)
+                .where(lapsed)
+                .values(
+                    status=JobStatus.QUEUED.value,
+                    retry_count=JOBS.c.retry_count + 1,
+                    run_after=now,
+                    started_at=None,
+                    heartbeat_at=None,
+                    lease_expires_at=None,
+                    worker_id=None,
+                    error_message=reason,
+                )
+                .returning(JOBS.c.id)
+            )
+            requeued_ids = tuple(sorted(int(r.id) for r in requeued))
+            await _record(conn, failed_ids, now, "failed", reason)
+            await _record(conn, requeued_ids, now, "rescued", reason)
+            if requeued_ids:
+                await self._notify(conn)
+        return RescueReport(requeued=requeued_ids, failed=failed_ids)
+
+    # -- finishing -------------------------------------------------------------------------
+
+    async def complete(
+        self,
+        job_id: int,
+        worker_id: str,
+        write_results: ResultWriter | None = None,
+        *,
+        progress: dict[str, Any] | None = None,
+    ) -> Job:
+        """Mark the job completed and run ``write_results`` in the same transaction.
+
+        Raises :class:`LostJobError` (and writes nothing) when the worker no longer owns it.
+        """
+        now = self.clock()
+        async with self.database.transaction() as conn:
+            values: dict[str, Any] = {
+                "status": JobStatus.COMPLETED.value,
+                "completed_at": now,
+                "lease_expires_at": None,
+                "error_message": None,
+            }
+            if progress is not None:
+                values["progress"] = progress
+            row = (
+                (
+                    await conn.execute(
+                        update(JOBS)
+                        .where(self._owned(job_id, worker_id))
+                        .values(values)
+                        .returning(*JOBS.c)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise LostJobError(f"job {job_id} is no longer held by worker {worker_id}")
+            if write_results is not None:
+                await write_results(conn)
+            await _record(conn, [job_id], now, "completed", "completed")
+            return Job.from_row(row)
+
+    async def complete_many(self, worker_id: str, job_ids: Sequence[int]) -> list[int]:
+        """Mark several jobs completed in one statement (jobs with nothing to write)."""
+        if not job_ids:
+            return []
+        now = self.clock()
+        async with self.database.transaction() as conn:
+            rows = await conn.execute(
+                update(JOBS)
+                .where(
+                    JOBS.c.id.in_(list(job_ids)),
+                    JOBS.c.worker_id == worker_id,
+                    JOBS.c.status == JobStatus.PROCESSING.value,
+                )
+                .values(
+                    status=JobStatus.COMPLETED.value,
+                    completed_at=now,
+                    lease_expires_at=None,
+                    error_message=None,
+                )
+                .returning(JOBS.c.id)
+            )
+            done = [int(r.id) for r in rows]
+            await _record(conn, done, now, "completed", "completed")
+            return done
+
+    async def fail(
+        self,
+        job_id: int,
+        worker_id: str,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        retry_at: datetime | None = None,
+        count_attempt: bool = True,
+    ) -> Job:
+        """Record a failed attempt.
+
+        A retryable failure goes back to the queue after an exponential backoff with jitter
+        (or after the provider's hint, ``retry_after`` seconds or ``retry_at``, when given),
+        unless it was the last allowed attempt. A permanent failure fails the job at once.
+        ``count_attempt=False`` is for deferrals (a spent daily budget): the job waits
+        without using up an attempt.
+        """
+        now = self.clock()
+        async with self.database.transaction() as conn:
+            job = await self._owned_job(conn, job_id, worker_id)
+            attempts = job.retry_count + (1 if count_attempt else 0)
+            if retryable and attempts < self.settings.max_attempts:
+                delay = self._backoff(attempts, retry_after, retry_at, now)
+                values: dict[str, Any] = {
+                    "status": JobStatus.QUEUED.value,
+                    "retry_count": attempts,
+                    "run_after": now + timedelta(seconds=delay),
+                    "started_at": None,
+                    "heartbeat_at": None,
+                    "lease_expires_at": None,
+                    "worker_id": None,
+                    "error_message": message,
+                }
+                kind, note = "retried", f"{message} (retry in {delay:.1f} s)"
+            else:
+                if retryable:
+                    message = f"gave up after {attempts} attempts: {message}"
+                values = {
+                    "status": JobStatus.FAILED.value,
+                    "retry_count": attempts,
+                    "completed_at": now,
+                    "lease_expires_at": None,
+                    "error_message": message,
+                }
+                kind, note = "failed", message
+            row = (
+                (
+                    await conn.execute(
+                        update(JOBS).where(JOBS.c.id == job_id).values(values).returning(*JOBS.c)
+                    )
+                )
+                .mappings()
+                .one()
+            )
+            await _record(conn, [job_id], now, kind, note)
+            if kind == "retried":
+                await self._notify(conn)
+            return Job.from_row(row)
+
+    def _backoff(
+        self, attempts: int, retry_after: float | None, retry_at: datetime | None, now: datetime
+    ) -> float:
+        if retry_at is not None:
+            return max(0.0, (retry_at - now).total_seconds())
+        if retry_after is not None:
+            return max(0.0, float(retry_after))
+        base = self.settings.retry_base_seconds * 2.0 ** max(0, attempts - 1)
+        capped = min(self.settings.retry_max_seconds, base)
+        return float(capped * self._rng.uniform(0.5, 1.5))
+
+    async def release(self, worker_id: str, job_ids: Sequence[int], note: str) -> list[int]:
+        """Hand jobs back to the queue without counting an attempt (a graceful shutdown)."""
+        if not job_ids:
+            return []
+        now = self.clock()
+        async with self.database.transaction() as conn:
+            rows = await conn.execute(
+                update(JOBS)
+                .where(
+                    JOBS.c.id.in_(list(job_ids)),
+                    JOBS.c.worker_id == worker_id,
+                    JOBS.c.status == JobStatus.PROCESSING.value,
+                )
+                .values(
+                    status=JobStatus.QUEUED.value,
+                    run_after=now,
+                    started_at=None,
+                    heartbeat_at=None,
+                    lease_expires_at=None,
+                    worker_id=None,
+                )
+                .returning(JOBS.c.id)
+            )
+            released = [int(r.id) for r in rows]
+            await _record(conn, released, now, "released", note)
+            if released:
+                await self._notify(conn)
+            return released
+
+    async def set_progress(self, job_id: int, worker_id: str, progress: dict[str, Any]) -> None:
+        """Store the job's progress (and checkpoint); raises :class:`LostJobError` if not owned."""
+        async with self.database.transaction() as conn:
+            result = await conn.execute(
+                update(JOBS).where(self._owned(job_id, worker_id)).values(progress=progress)
+            )
+            if result.rowcount == 0:
+                raise LostJobError(f"job {job_id} is no longer held by worker {worker_id}")
+
+    def _owned(self, job_id: int, worker_id: str) -> Any:
+        return and_(
+            JOBS.c.id == job_id,
+            JOBS.c.worker_id == worker_id,
+            JOBS.c.status == JobStatus.PROCESSING.value,
+        )
+
+    async def _owned_job(self, conn: AsyncConnection, job_id: int, worker_id: str) -> Job:
+        row = (
+            (await conn.execute(select(JOBS).where(self._owned(job_id, worker_id))))
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise LostJobError(f"job {job_id} is no longer held by worker {worker_id}")
+        return Job.from_row(row)
+
+    # -- operator actions ------------------------------------------------------------------
+
+    async def cancel(self, job_id: int) -> Job:
+        """Cancel a queued job now, or ask the worker running it to stop."""
+        now = self.clock()
+        async with self.database.transaction(immediate=True) as conn:
+            job = await self._get(conn, job_id, lock=True)
+            if job.status == JobStatus.QUEUED:
+                values: dict[str, Any] = {
+                    "status": JobStatus.CANCELLED.value,
+                    "completed_at": now,
+                    "error_message": "cancelled before it started",
+                }
+                note = "cancelled while queued"
+            elif job.status == JobStatus.PROCESSING:
+                values = {"cancel_requested": True}
+                note = "cancellation requested; the worker stops at its next check"
+            else:
+                raise InvalidStateError(
+                    f"job {job_id} is already {job.status.value}; "
+                    "only queued or processing jobs can be cancelled"
+                )
+            row = (
+                (
+                    await conn.execute(
+                        update(JOBS).where(JOBS.c.id == job_id).values(values).returning(*JOBS.c)
+                    )
+                )
+                .mappings()
+                .one()
+            )
+            await _record(conn, [job_id], now, "cancel", note)
+            return Job.from_row(row)
+
+    async def mark_cancelled(self, job_id: int, worker_id: str) -> Job:
+        """The worker stopped a job whose cancellation was requested."""
+        now = self.clock()
+        async with self.database.transaction() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        update(JOBS)
+                        .where(self._owned(job_id, worker_id))
+                        .values(
+                            status=JobStatus.CANCELLED.value,
+                            completed_at=now,
+                            lease_expires_at=None,
+                            error_message="cancelled while running",
+                        )
+                        .returning(*JOBS.c)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise LostJobError(f"job {job_id} is no longer held by worker {worker_id}")
+            await _record(conn, [job_id], now, "cancelled", "cancelled while running")
+            return Job.from_row(row)
+
+    async def retry(self, job_id: int) -> Job:
+        """Queue a failed or cancelled job again, with its attempts reset."""
+        now = self.clock()
+        async with self.database.transaction(immediate=True) as conn:
+            job = await self._get(conn, job_id, lock=True)
+            if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+                raise InvalidStateError(
+                    f"job {job_id} is {job.status.value}; "
+                    "only failed or cancelled jobs can be retried"
+                )
+            twin = await conn.scalar(
+                select(JOBS.c.id).where(
+                    JOBS.c.store_id == job.store_id,
+                    JOBS.c.period_start == job.period_start,
+                    JOBS.c.period_end == job.period_end,
+                    JOBS.c.status.in_([s.value for s in ACTIVE]),
+                )
+            )
+            if twin is not None:
+                raise InvalidStateError(
+                    f"job {twin} already syncs store {job.store_id} for {job.period}; "
+                    "follow that one instead"
+                )
+            row = (
+                (
+                    await conn.execute(
+                        update(JOBS)
+                        .where(JOBS.c.id == job_id)
+                        .values(
+                            status=JobStatus.QUEUED.value,
+                            retry_count=0,
+                            run_after=now,
+                            queued_at=now,
+                            started_at=None,
+                            completed_at=None,
+                            worker_id=None,
+                            cancel_requested=False,
+                            error_message=None,
+                        )
+                        .returning(*JOBS.c)
+                    )
+                )
+                .mappings()
+                .one()
+            )
+            await _record(conn, [job_id], now, "queued", "queued again by retry")
+            await self._notify(conn)
+            self._wake_local()
+            return Job.from_row(row)
+
+    async def prune(self, older_than_days: float) -> int:
+        """Delete finished jobs (and their event logs) finished more than N days ago."""
+        if older_than_days < 0:
+            raise InputError("older_than_days must not be negative")
+        cutoff = self.clock() - timedelta(days=older_than_days)
+        async with self.database.transaction() as conn:
+            doomed = select(JOBS.c.id).where(
+                JOBS.c.status.in_([s.value for s in FINISHED]),
+                JOBS.c.completed_at < instant("cutoff", cutoff),
+            )
+            await conn.execute(delete(EVENTS).where(EVENTS.c.job_id.in_(doomed)))
+            result = await conn.execute(delete(JOBS).where(JOBS.c.id.in_(doomed)))
+            return int(result.rowcount)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def get(self, job_id: int) -> Job:
+        async with self.database.read() as conn:
+            return await self._get(conn, job_id)
+
+    async def _get(self, conn: AsyncConnection, job_id: int, *, lock: bool = False) -> Job:
+        query = select(JOBS).where(JOBS.c.id == job_id)
+        if lock and self.database.is_postgres:
+            query = query.with_for_update()
+        row = (await conn.execute(query)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"job {job_id} does not exist")
+        return Job.from_row(row)
+
+    async def list_jobs(
+        self,
+        *,
+        status: JobStatus | None = None,
+        store_id: int | None = None,
+        account_id: int | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Job]:
+        """Jobs, newest first, filtered by status, store and owning account."""
+        query = select(JOBS).order_by(JOBS.c.queued_at.desc(), JOBS.c.id.desc())
+        if status is not None:
+            query = query.where(JOBS.c.status == JobStatus(status).value)
+        if store_id is not None:
+            query = query.where(JOBS.c.store_id == store_id)
+        if account_id is not None:
+            query = query.where(
+                JOBS.c.store_id.in_(select(STORES.c.id).where(STORES.c.account_id == account_id))
+            )
+        async with self.database.read() as conn:
+            rows = (await conn.execute(query.limit(limit).offset(offset))).mappings().all()
+        return [Job.from_row(r) for r in rows]
+
+    async def events(self, job_id: int) -> list[dict[str, Any]]:
+        """The job's event log, oldest first."""
+        async with self.database.read() as conn:
+            await self._get(conn, job_id)
+            rows = (
+                await conn.execute(
+                    select(EVENTS.c.at, EVENTS.c.kind, EVENTS.c.message, EVENTS.c.data)
+                    .where(EVENTS.c.job_id == job_id)
+                    .order_by(EVENTS.c.id)
+                )
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    async def record(
+        self, job_id: int, kind: str, message: str, data: dict[str, Any] | None = None
+    ) -> None:
+        """Append one line to a job's event log."""
+        async with self.database.transaction() as conn:
+            await _record(conn, [job_id], self.clock(), kind, message, data)
+
+    # -- wake-ups --------------------------------------------------------------------------
+
+    def on_enqueue(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever this process queues work (the SQLite wake-up path)."""
+        self._local_wakeups.append(callback)
+
+    def _wake_local(self) -> None:
+        for callback in self._local_wakeups:
+            callback()
+
+    async def _notify(self, conn: AsyncConnection) -> None:
+        if self.database.is_postgres:
+            # Delivered at commit to every listening worker, on any machine.
+            await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
+
+
+async def _record(
+    conn: AsyncConnection,
+    job_ids: Sequence[int],
+    at: datetime,
+    kind: str,
+    message: str,
+    data: dict[str, Any] | None = None,
+) -> None:
+    if not job_ids:
+        return
+    await conn.execute(
+        insert(EVENTS),
+        [{"job_id": j, "at": at, "kind": kind, "message": message, "data": data} for j in job_ids],
+    )

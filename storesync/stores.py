@@ -1,0 +1,248 @@
+"""Stores: a Shopify shop plus the Klaviyo account behind it, owned by an account.
+
+Credentials are encrypted with :class:`~storesync.storage.crypto.SecretBox` on the way in and
+only decrypted for a connector; :class:`StoreInfo` (what lists and APIs show) never holds them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from storesync.accounts import ACCOUNTS, DEFAULT_ACCOUNT, ensure_account
+from storesync.errors import InputError, NotFoundError
+from storesync.periods import zone
+from storesync.storage.crypto import SecretBox
+from storesync.storage.engine import Database
+from storesync.storage.models import Store, table_of
+
+STORES = table_of(Store)
+STANDARD_PERIODS = ("today", "last_7_days", "last_30_days")
+KNOWN_PERIODS = (
+    "today",
+    "yesterday",
+    "last_7_days",
+    "last_30_days",
+    "this_month",
+    "last_month",
+)
+_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreInfo:
+    """A store as shown to users: everything but the credentials."""
+
+    id: int
+    account_id: int
+    account: str
+    name: str
+    shopify_domain: str
+    timezone: str
+    currency: str | None
+    refresh_periods: tuple[str, ...]
+    has_klaviyo: bool
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "account": self.account,
+            "name": self.name,
+            "shopify_domain": self.shopify_domain,
+            "timezone": self.timezone,
+            "currency": self.currency,
+            "refresh_periods": list(self.refresh_periods),
+            "has_klaviyo": self.has_klaviyo,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCredentials:
+    """Decrypted credentials, for connectors only. ``repr`` hides them."""
+
+    shopify_token: str = field(repr=False)
+    klaviyo_key: str | None = field(repr=False)
+
+
+def normalize_domain(domain: str) -> str:
+    """``https://Acme.myshopify.com/`` → ``acme.myshopify.com``; bare names get the suffix."""
+    value = domain.strip().lower()
+    value = re.sub(r"^https?://", "", value).split("/")[0]
+    if value and "." not in value:
+        value = f"{value}.myshopify.com"
+    if not _DOMAIN.match(value):
+        raise InputError(f"{domain!r} is not a shop domain such as acme.myshopify.com")
+    return value
+
+
+def check_periods(periods: list[str]) -> tuple[str, ...]:
+    unknown = [p for p in periods if p not in KNOWN_PERIODS]
+    if unknown:
+        raise InputError(
+            f"unknown refresh period(s) {', '.join(unknown)}; "
+            f"choose from {', '.join(KNOWN_PERIODS)}"
+        )
+    return tuple(dict.fromkeys(periods))
+
+
+class StoreDirectory:
+    """Adds, finds, updates and removes stores."""
+
+    def __init__(self, database: Database, box: SecretBox) -> None:
+        self.database = database
+        self.box = box
+
+    async def add(
+        self,
+        *,
+        name: str,
+        shopify_domain: str,
+        shopify_token: str,
+        klaviyo_key: str | None,
+        timezone: str,
+        account: str = DEFAULT_ACCOUNT,
+        currency: str | None = None,
+        refresh_periods: list[str] | None = None,
+    ) -> StoreInfo:
+        """Validate and add a store; the account is created when new."""
+        name = name.strip()
+        if not name:
+            raise InputError("a store needs a name")
+        if not shopify_token.strip():
+            raise InputError("a store needs a Shopify access token")
+        domain = normalize_domain(shopify_domain)
+        zone(timezone)
+        periods = check_periods(refresh_periods or list(STANDARD_PERIODS))
+        now = datetime.now(UTC)
+        try:
+            async with self.database.transaction(immediate=True) as conn:
+                ref = await ensure_account(conn, account)
+                store_id = await conn.scalar(
+                    insert(STORES)
+                    .values(
+                        account_id=ref.id,
+                        name=name,
+                        shopify_domain=domain,
+                        shopify_token_encrypted=self.box.encrypt(shopify_token.strip()),
+                        klaviyo_key_encrypted=self.box.encrypt(klaviyo_key.strip())
+                        if klaviyo_key
+                        else None,
+                        timezone=timezone,
+                        currency=currency.upper() if currency else None,
+                        refresh_periods=list(periods),
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(STORES.c.id)
+                )
+        except IntegrityError:
+            raise InputError(f"account {account!r} already has a store for {domain}") from None
+        return await self.get(int(store_id or 0))
+
+    async def get(self, store_id: int, *, account_id: int | None = None) -> StoreInfo:
+        """The store, or :class:`NotFoundError` (also when it belongs to another account)."""
+        query = self._select().where(STORES.c.id == store_id)
+        if account_id is not None:
+            query = query.where(STORES.c.account_id == account_id)
+        async with self.database.read() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"store {store_id} does not exist")
+        return _info(row)
+
+    async def list(self, *, account_id: int | None = None) -> list[StoreInfo]:
+        query = self._select().order_by(STORES.c.id)
+        if account_id is not None:
+            query = query.where(STORES.c.account_id == account_id)
+        async with self.database.read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_info(r) for r in rows]
+
+    async def credentials(self, store_id: int) -> StoreCredentials:
+        async with self.database.read() as conn:
+            row = (
+                await conn.execute(
+                    select(STORES.c.shopify_token_encrypted, STORES.c.klaviyo_key_encrypted).where(
+                        STORES.c.id == store_id
+                    )
+                )
+            ).first()
+        if row is None:
+            raise NotFoundError(f"store {store_id} does not exist")
+        return StoreCredentials(
+            shopify_token=self.box.decrypt(row.shopify_token_encrypted),
+            klaviyo_key=self.box.decrypt(row.klaviyo_key_encrypted)
+            if row.klaviyo_key_encrypted
+            else None,
+        )
+
+    async def update(
+        self, store_id: int, *, account_id: int | None = None, **changes: Any
+    ) -> StoreInfo:
+        """Change name, credentials, time zone, currency or refresh periods."""
+        await self.get(store_id, account_id=account_id)
+        values: dict[str, Any] = {"updated_at": datetime.now(UTC)}
+        for key, value in changes.items():
+            if value is None:
+                continue
+            if key == "name":
+                if not str(value).strip():
+                    raise InputError("a store needs a name")
+                values["name"] = str(value).strip()
+            elif key == "shopify_token":
+                values["shopify_token_encrypted"] = self.box.encrypt(str(value).strip())
+            elif key == "klaviyo_key":
+                values["klaviyo_key_encrypted"] = self.box.encrypt(str(value).strip())
+            elif key == "timezone":
+                zone(str(value))
+                values["timezone"] = value
+            elif key == "currency":
+                values["currency"] = str(value).upper()
+            elif key == "refresh_periods":
+                values["refresh_periods"] = list(check_periods(list(value)))
+            else:
+                raise InputError(f"a store has no setting {key!r}")
+        async with self.database.transaction() as conn:
+            await conn.execute(update(STORES).where(STORES.c.id == store_id).values(values))
+        return await self.get(store_id)
+
+    async def remove(self, store_id: int, *, account_id: int | None = None) -> None:
+        await self.get(store_id, account_id=account_id)
+        async with self.database.transaction() as conn:
+            await conn.execute(delete(STORES).where(STORES.c.id == store_id))
+
+    def _select(self) -> Any:
+        return select(
+            STORES.c.id,
+            STORES.c.account_id,
+            ACCOUNTS.c.name.label("account"),
+            STORES.c.name,
+            STORES.c.shopify_domain,
+            STORES.c.timezone,
+            STORES.c.currency,
+            STORES.c.refresh_periods,
+            (STORES.c.klaviyo_key_encrypted.is_not(None)).label("has_klaviyo"),
+            STORES.c.created_at,
+        ).join(ACCOUNTS, ACCOUNTS.c.id == STORES.c.account_id)
+
+
+def _info(row: Any) -> StoreInfo:
+    return StoreInfo(
+        id=int(row["id"]),
+        account_id=int(row["account_id"]),
+        account=row["account"],
+        name=row["name"],
+        shopify_domain=row["shopify_domain"],
+        timezone=row["timezone"],
+        currency=row["currency"],
+        refresh_periods=tuple(row["refresh_periods"] or ()),
+        has_klaviyo=bool(row["has_klaviyo"]),
+        created_at=row["created_at"],
+    )
