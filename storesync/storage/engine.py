@@ -63,12 +63,13 @@ class Database:
         return self.dialect == "sqlite"
 
     @asynccontextmanager
-    async def transaction(self, *, immediate: bool = False) -> AsyncIterator[AsyncConnection]:
+    async def transaction(self, *, immediate: bool = True) -> AsyncIterator[AsyncConnection]:
         """A connection inside a transaction, committed on success, rolled back on error.
 
-        ``immediate=True`` is for transactions that read state and then write based on it:
-        on SQLite it takes the write lock at ``BEGIN``; on PostgreSQL it changes nothing (the
-        queries lock what they need).
+        On SQLite a writing transaction must start with ``BEGIN IMMEDIATE``: a deferred one
+        that reads first cannot upgrade to the write lock while another connection writes, and
+        fails at once with "database is locked" instead of waiting. ``immediate=False`` is
+        only for transactions that never write. On PostgreSQL it changes nothing.
         """
         async with self.engine.connect() as conn:
             if immediate and self.is_sqlite:
