@@ -1,29 +1,19 @@
-# One command to run the demo, one to run the tests, one for the checks.
-# Each creates and fills its own virtual environment in .venv.
-VENV ?= .venv
-PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# The README's commands. Each sets up its own virtual environment in .venv.
+.PHONY: demo test check bench clean
 
-.PHONY: demo test check venv clean
+demo:
+	scripts/setup-venv.sh dev
+	.venv/bin/storesync demo
 
-$(STAMP): pyproject.toml
-	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+test:
+	scripts/test.sh
 
-venv: $(STAMP)
+check:
+	scripts/check.sh
 
-demo: $(STAMP)
-	$(VENV)/bin/storesync demo
-
-test: $(STAMP)
-	./scripts/test.sh
-
-check: $(STAMP)
-	$(VENV)/bin/ruff check storesync tests benchmarks
-	$(VENV)/bin/ruff format --check storesync tests benchmarks
-	$(VENV)/bin/mypy
+bench:
+	scripts/setup-venv.sh dev,bench
+	.venv/bin/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .storesync

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Lint, format check and strict type check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+scripts/setup-venv.sh dev
+"$VENV/bin/ruff" check storesync tests benchmarks
+"$VENV/bin/ruff" format --check storesync tests benchmarks
+"$VENV/bin/mypy"

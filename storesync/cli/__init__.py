@@ -1,0 +1,28 @@
+"""The ``storesync`` command line (Typer + Rich). ``asyncio.run`` happens only here."""
+
+from __future__ import annotations
+
+import typer
+
+from storesync.cli import admin
+from storesync.cli.stores import stores_app, tokens_app
+
+app = typer.Typer(
+    name="storesync",
+    help="Keep Shopify and Klaviyo dashboard data fresh: a cache and a durable sync queue.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+app.command()(admin.init)
+app.command()(admin.jobs)
+app.command()(admin.stats)
+app.command()(admin.cleanup)
+app.command()(admin.prune)
+app.command()(admin.logs)
+app.add_typer(stores_app, name="stores")
+app.add_typer(tokens_app, name="tokens")
+
+
+def main() -> None:
+    app()
