@@ -86,3 +86,31 @@ class Period:
 
     def __str__(self) -> str:
         return f"{self.start.isoformat()}..{self.end.isoformat()}"
+
+
+#: The periods a dashboard offers by name (and the scheduler keeps fresh).
+NAMED_PERIODS = ("today", "yesterday", "last_7_days", "last_30_days", "this_month", "last_month")
+
+
+def today_in(tz: ZoneInfo, now: datetime) -> date:
+    """The calendar date at instant ``now`` in time zone ``tz``."""
+    return now.astimezone(tz).date()
+
+
+def named_period(name: str, today: date) -> Period:
+    """The period called ``name`` as seen on ``today`` (the last N days include today)."""
+    if name == "today":
+        return Period(today, today)
+    if name == "yesterday":
+        day = today - timedelta(days=1)
+        return Period(day, day)
+    if name == "last_7_days":
+        return Period(today - timedelta(days=6), today)
+    if name == "last_30_days":
+        return Period(today - timedelta(days=29), today)
+    if name == "this_month":
+        return Period(today.replace(day=1), today)
+    if name == "last_month":
+        last = today.replace(day=1) - timedelta(days=1)
+        return Period(last.replace(day=1), last)
+    raise InputError(f"unknown period {name!r}; choose from {', '.join(NAMED_PERIODS)}")

@@ -51,6 +51,27 @@ class Settings(BaseSettings):
         description="How often an idle worker looks for work when the database cannot wake it.",
     )
     max_period_days: int = Field(default=366, ge=1)
+    shutdown_grace_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        description="On SIGTERM a worker lets running jobs finish this long, then hands them back.",
+    )
+
+    # Syncs and the cache.
+    sync_chunk_days: int = Field(
+        default=31, ge=1, description="Long periods are fetched and checkpointed in chunks."
+    )
+    cache_ttl_seconds: float = Field(
+        default=900.0, gt=0, description="How long figures of a recent period stay fresh."
+    )
+    attribution_window_days: int = Field(
+        default=5,
+        ge=0,
+        description="Periods that ended more than this many days ago are final: no TTL.",
+    )
+    scheduler_interval_seconds: float = Field(
+        default=30.0, gt=0, description="How often the scheduler looks for stale periods."
+    )
 
     # Providers.
     shopify_base_url: str = "https://{shop}"

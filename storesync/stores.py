@@ -16,21 +16,13 @@ from sqlalchemy.exc import IntegrityError
 
 from storesync.accounts import ACCOUNTS, DEFAULT_ACCOUNT, ensure_account
 from storesync.errors import InputError, NotFoundError
-from storesync.periods import zone
+from storesync.periods import NAMED_PERIODS, zone
 from storesync.storage.crypto import SecretBox
 from storesync.storage.engine import Database
 from storesync.storage.models import Store, table_of
 
 STORES = table_of(Store)
 STANDARD_PERIODS = ("today", "last_7_days", "last_30_days")
-KNOWN_PERIODS = (
-    "today",
-    "yesterday",
-    "last_7_days",
-    "last_30_days",
-    "this_month",
-    "last_month",
-)
 _DOMAIN = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
 
 
@@ -83,11 +75,11 @@ def normalize_domain(domain: str) -> str:
 
 
 def check_periods(periods: list[str]) -> tuple[str, ...]:
-    unknown = [p for p in periods if p not in KNOWN_PERIODS]
+    unknown = [p for p in periods if p not in NAMED_PERIODS]
     if unknown:
         raise InputError(
             f"unknown refresh period(s) {', '.join(unknown)}; "
-            f"choose from {', '.join(KNOWN_PERIODS)}"
+            f"choose from {', '.join(NAMED_PERIODS)}"
         )
     return tuple(dict.fromkeys(periods))
 

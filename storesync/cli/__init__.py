@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from storesync.cli import admin
+from storesync.cli import admin, sync, worker
 from storesync.cli.stores import stores_app, tokens_app
 
 app = typer.Typer(
@@ -21,6 +21,10 @@ app.command()(admin.cleanup)
 app.command()(admin.prune)
 app.command()(admin.logs)
 app.add_typer(stores_app, name="stores")
+app.add_typer(sync.cache_app, name="cache")
+app.command()(sync.sync)
+app.command()(worker.worker)
+app.command()(worker.simulator)
 app.add_typer(tokens_app, name="tokens")
 
 

@@ -186,11 +186,11 @@ class JobQueue:
 
     # -- claim -----------------------------------------------------------------------------
 
-    async def claim(self, worker_id: str, limit: int = 1) -> list[Job]:
+    async def claim(self, worker_id: str, limit: int = 1, *, only: int | None = None) -> list[Job]:
         """Claim up to ``limit`` jobs for ``worker_id``, within the global limit.
 
         Returns the claimed jobs, best first; an empty list when nothing is due or every
-        slot is taken.
+        slot is taken. ``only`` restricts the claim to one job id (``storesync sync --inline``).
         """
         if limit < 1:
             return []
@@ -204,7 +204,7 @@ class JobQueue:
             free = self.settings.max_concurrent_jobs - int(processing or 0)
             if free <= 0:
                 return []
-            ids = self._choose(now, min(limit, free))
+            ids = self._choose(now, min(limit, free), only)
             lease_until = now + timedelta(seconds=self.settings.lease_seconds)
             rows = (
                 (
@@ -242,7 +242,7 @@ class JobQueue:
 
         return key
 
-    def _choose(self, now: datetime, count: int) -> Any:
+    def _choose(self, now: datetime, count: int, only: int | None = None) -> Any:
         """The ids of the next ``count`` claimable jobs, at most one per store."""
         effective = self._effective_priority(now).label("effective")
         busy_stores = select(JOBS.c.store_id).where(JOBS.c.status == JobStatus.PROCESSING.value)
@@ -262,6 +262,7 @@ class JobQueue:
                 JOBS.c.status == JobStatus.QUEUED.value,
                 JOBS.c.run_after <= instant("now_due", now),
                 JOBS.c.store_id.not_in(busy_stores),
+                *([JOBS.c.id == only] if only is not None else []),
             )
             .subquery()
         )
@@ -440,6 +441,7 @@ class JobQueue:
         retry_after: float | None = None,
         retry_at: datetime | None = None,
         count_attempt: bool = True,
+        write_results: ResultWriter | None = None,
     ) -> Job:
         """Record a failed attempt.
 
@@ -447,7 +449,8 @@ class JobQueue:
         (or after the provider's hint, ``retry_after`` seconds or ``retry_at``, when given),
         unless it was the last allowed attempt. A permanent failure fails the job at once.
         ``count_attempt=False`` is for deferrals (a spent daily budget): the job waits
-        without using up an attempt.
+        without using up an attempt. ``write_results`` runs in the same transaction, for the
+        valid part of a partly failed sync.
         """
         now = self.clock()
         async with self.database.transaction() as conn:
@@ -486,6 +489,8 @@ class JobQueue:
                 .mappings()
                 .one()
             )
+            if write_results is not None:
+                await write_results(conn)
             await _record(conn, [job_id], now, kind, note)
             if kind == "retried":
                 await self._notify(conn)
@@ -718,6 +723,17 @@ class JobQueue:
         async with self.database.read() as conn:
             rows = (await conn.execute(query.limit(limit).offset(offset))).mappings().all()
         return [Job.from_row(r) for r in rows]
+
+    async def count_due(self) -> int:
+        """Queued jobs whose ``run_after`` has come (what ``worker --once`` waits for)."""
+        async with self.database.read() as conn:
+            found = await conn.scalar(
+                select(func.count()).where(
+                    JOBS.c.status == JobStatus.QUEUED.value,
+                    JOBS.c.run_after <= instant("now", self.clock()),
+                )
+            )
+        return int(found or 0)
 
     async def events(self, job_id: int) -> list[dict[str, Any]]:
         """The job's event log, oldest first."""

@@ -1,0 +1,146 @@
+"""The built-in scheduler: keeps each store's standard periods fresh, with no external cron.
+
+Every ``scheduler_interval_seconds`` it looks at each store's refresh periods (today, last 7
+days, last 30 days by default, in the store's time zone) and queues a low-priority refresh for
+each one whose cache is missing, expired or marked stale. Enqueue de-duplicates, so a period
+already queued is not queued twice. A period whose last sync failed less than an hour ago is
+left alone, so a store with a revoked token is not hammered.
+
+Only one scheduler is active at a time across all workers and machines: it holds the
+``scheduler`` row of table ``leases``, renewed every tick, and another worker takes over only
+after the lease has expired.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from storesync.cache import Cache, CachedPeriod, CacheRow, Freshness
+from storesync.periods import Period, named_period, today_in, zone
+from storesync.queue import JobQueue, JobStatus, Reason
+from storesync.settings import Settings
+from storesync.storage.engine import Database
+from storesync.storage.models import Lease, SyncJob, table_of
+from storesync.stores import StoreDirectory
+
+log = logging.getLogger(__name__)
+
+LEASES = table_of(Lease)
+JOBS = table_of(SyncJob)
+LEASE_NAME = "scheduler"
+FAILURE_BACKOFF = timedelta(hours=1)
+
+
+class Scheduler:
+    """Decides which periods need a refresh, when this process holds the scheduler lease."""
+
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        queue: JobQueue,
+        stores: StoreDirectory,
+        *,
+        holder: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.queue = queue
+        self.stores = stores
+        self.cache = Cache(database)
+        self.holder = holder
+        self.clock = clock
+        self.is_leader = False
+
+    @property
+    def lease_seconds(self) -> float:
+        return max(3 * self.settings.scheduler_interval_seconds, self.settings.lease_seconds)
+
+    async def try_lead(self) -> bool:
+        """Take or renew the scheduler lease; True while this process is the scheduler."""
+        now = self.clock()
+        values = {
+            "name": LEASE_NAME,
+            "holder": self.holder,
+            "expires_at": now + timedelta(seconds=self.lease_seconds),
+        }
+        insert = postgresql.insert(LEASES) if self.database.is_postgres else sqlite.insert(LEASES)
+        statement = insert.values(values)
+        upsert = statement.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"holder": self.holder, "expires_at": statement.excluded.expires_at},
+            where=(LEASES.c.holder == self.holder) | (LEASES.c.expires_at < now),
+        ).returning(LEASES.c.holder)
+        async with self.database.transaction() as conn:
+            holder = await conn.scalar(upsert)
+        self.is_leader = holder == self.holder
+        return self.is_leader
+
+    async def resign(self) -> None:
+        """Give the lease up at once (on shutdown) so another worker can take over."""
+        if not self.is_leader:
+            return
+        async with self.database.transaction() as conn:
+            await conn.execute(
+                LEASES.delete().where(LEASES.c.name == LEASE_NAME, LEASES.c.holder == self.holder)
+            )
+        self.is_leader = False
+
+    async def tick(self) -> int:
+        """Queue the refreshes that are due; returns how many new jobs were queued."""
+        if not await self.try_lead():
+            return 0
+        now = self.clock()
+        stores = await self.stores.list()
+        has_klaviyo = {s.id: s.has_klaviyo for s in stores}
+        wanted: list[tuple[int, Period]] = []
+        for store in stores:
+            today = today_in(zone(store.timezone), now)
+            for name in store.refresh_periods:
+                wanted.append((store.id, named_period(name, today)))
+        if not wanted:
+            return 0
+        earliest = min(p.end for _, p in wanted)
+        rows: dict[tuple[int, Period], dict[str, CacheRow]] = {}
+        for row in await self.cache.recent(earliest):
+            rows.setdefault((row.store_id, row.period), {})[row.data_type] = row
+        recently_failed = await self._recently_failed(now)
+        queued = 0
+        for store_id, period in wanted:
+            cached = CachedPeriod(period, rows.get((store_id, period), {}))
+            if (
+                cached.freshness(now, needs_klaviyo=has_klaviyo.get(store_id, False))
+                is Freshness.FRESH
+            ):
+                continue
+            if (store_id, period) in recently_failed:
+                continue
+            result = await self.queue.enqueue(
+                store_id, period.start, period.end, reason=Reason.SCHEDULE
+            )
+            queued += int(result.created)
+        if queued:
+            log.info("scheduler queued %d refresh(es)", queued)
+        return queued
+
+    async def _recently_failed(self, now: datetime) -> set[tuple[int, Period]]:
+        query = (
+            select(JOBS.c.store_id, JOBS.c.period_start, JOBS.c.period_end)
+            .where(
+                JOBS.c.status == JobStatus.FAILED.value,
+                JOBS.c.completed_at >= now - FAILURE_BACKOFF,
+            )
+            .group_by(JOBS.c.store_id, JOBS.c.period_start, JOBS.c.period_end)
+            .having(func.count() > 0)
+        )
+        async with self.database.read() as conn:
+            return {
+                (int(r.store_id), Period(r.period_start, r.period_end))
+                for r in await conn.execute(query)
+            }

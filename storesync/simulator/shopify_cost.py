@@ -1,0 +1,158 @@
+"""Shopify's query cost, computed from the query's syntax tree.
+
+The rules (Shopify's own help page): scalar and enum fields cost 0, an object field 1, a
+connection ``2 + first × (cost of one node's selection)`` where a node's selection costs 1
+for the node plus its own object and connection fields (nested connections multiply), and a
+mutation 10. The *requested* cost uses ``first``/``last``; the *actual* cost is the same
+computation over the response, counting the nodes really returned. ``edges``, ``node``,
+``nodes``, ``cursor`` and ``pageInfo`` are part of the connection's 2 points.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLInt,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    get_named_type,
+    is_leaf_type,
+    value_from_ast,
+)
+
+MUTATION_COST = 10
+_MISSING: Any = object()
+_Parent = GraphQLObjectType | GraphQLInterfaceType
+
+
+def find_operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    """The operation to run: the named one, or the only one."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is None:
+        return operations[0] if len(operations) == 1 else None
+    return next((o for o in operations if o.name and o.name.value == name), None)
+
+
+class CostCalculator:
+    """Requested and actual cost of one operation."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        operation: OperationDefinitionNode,
+        variables: dict[str, Any] | None,
+    ) -> None:
+        self.schema = schema
+        self.operation = operation
+        self.variables = variables or {}
+        self.fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+
+    @property
+    def is_mutation(self) -> bool:
+        return self.operation.operation == OperationType.MUTATION
+
+    def requested(self) -> int:
+        """The cost before execution, from ``first``/``last``."""
+        if self.is_mutation:
+            return MUTATION_COST
+        root = self.schema.query_type
+        assert root is not None
+        return self._selection(root, self.operation.selection_set, _MISSING)
+
+    def actual(self, data: dict[str, Any] | None) -> int:
+        """The cost of what was returned (nodes actually present in ``data``)."""
+        if self.is_mutation:
+            return MUTATION_COST
+        root = self.schema.query_type
+        assert root is not None
+        return self._selection(root, self.operation.selection_set, data or {})
+
+    def _selection(self, parent: _Parent, selection_set: SelectionSetNode | None, data: Any) -> int:
+        if selection_set is None:
+            return 0
+        total = 0
+        for sel in selection_set.selections:
+            if isinstance(sel, FieldNode):
+                total += self._field(parent, sel, data)
+            else:
+                if isinstance(sel, InlineFragmentNode):
+                    condition, inner = sel.type_condition, sel.selection_set
+                else:
+                    assert isinstance(sel, FragmentSpreadNode)
+                    fragment = self.fragments.get(sel.name.value)
+                    if fragment is None:
+                        continue
+                    condition, inner = fragment.type_condition, fragment.selection_set
+                target = self.schema.get_type(condition.name.value) if condition else parent
+                if isinstance(target, GraphQLObjectType | GraphQLInterfaceType):
+                    total += self._selection(target, inner, data)
+        return total
+
+    def _field(self, parent: _Parent, node: FieldNode, data: Any) -> int:
+        name = node.name.value
+        definition = parent.fields.get(name)
+        if definition is None:
+            return 0
+        named = get_named_type(definition.type)
+        if is_leaf_type(named) or not isinstance(named, GraphQLObjectType | GraphQLInterfaceType):
+            return 0
+        value = _MISSING
+        if data is not _MISSING:
+            key = node.alias.value if node.alias else name
+            value = data.get(key) if isinstance(data, dict) else None
+            if value is None:
+                return 0  # nothing returned, nothing charged
+        if named.name.endswith("Connection"):
+            return self._connection(named, node, value)
+        if isinstance(value, list):
+            return sum(1 + self._selection(named, node.selection_set, item) for item in value if item)
+        return 1 + self._selection(named, node.selection_set, value)
+
+    def _connection(self, connection: _Parent, node: FieldNode, data: Any) -> int:
+        node_type = get_named_type(connection.fields["nodes"].type)
+        assert isinstance(node_type, GraphQLObjectType | GraphQLInterfaceType)
+        # (selection of one node, path to the list in the response)
+        selections: list[tuple[SelectionSetNode | None, str, str | None]] = []
+        for sel in node.selection_set.selections if node.selection_set else ():
+            if not isinstance(sel, FieldNode):
+                continue
+            key = sel.alias.value if sel.alias else sel.name.value
+            if sel.name.value == "nodes":
+                selections.append((sel.selection_set, key, None))
+            elif sel.name.value == "edges" and sel.selection_set:
+                for inner in sel.selection_set.selections:
+                    if isinstance(inner, FieldNode) and inner.name.value == "node":
+                        inner_key = inner.alias.value if inner.alias else "node"
+                        selections.append((inner.selection_set, key, inner_key))
+        if data is _MISSING:
+            count = self._page_size(node)
+            per_node = sum(1 + self._selection(node_type, s, _MISSING) for s, _, _ in selections)
+            return 2 + count * per_node
+        total = 2
+        for selection, key, inner_key in selections:
+            for item in data.get(key) or ():
+                value = item.get(inner_key) if inner_key and isinstance(item, dict) else item
+                if value is not None:
+                    total += 1 + self._selection(node_type, selection, value)
+        return total
+
+    def _page_size(self, node: FieldNode) -> int:
+        for argument in node.arguments:
+            if argument.name.value in ("first", "last"):
+                value = value_from_ast(argument.value, GraphQLInt, self.variables)
+                if isinstance(value, int):
+                    return max(0, value)
+        return 0
