@@ -46,6 +46,7 @@ from storesync.queue.sql import instant, seconds_between
 from storesync.queue.wakeup import WAKE_CHANNEL
 from storesync.settings import Settings
 from storesync.storage.engine import Database
+from storesync.storage.events import publish
 from storesync.storage.models import JobEvent, Store, SyncJob, table_of
 
 JOBS = table_of(SyncJob)
@@ -125,6 +126,7 @@ class JobQueue:
                 if row is not None:
                     job = Job.from_row(row)
                     await _record(conn, [job.id], now, "queued", f"queued by {job.reason.value}")
+                    await _announce(conn, "job.queued", [job])
                     await self._notify(conn)
                     self._wake_local()
                     return Enqueued(job, created=True)
@@ -227,6 +229,7 @@ class JobQueue:
             jobs = sorted((Job.from_row(r) for r in rows), key=self._rank_key(now))
             if jobs:
                 await _record(conn, [j.id for j in jobs], now, "claimed", f"claimed by {worker_id}")
+                await _announce(conn, "job.started", jobs)
             return jobs
 
     def _effective_priority(self, now: datetime) -> Any:
@@ -338,9 +341,10 @@ class JobQueue:
                     lease_expires_at=None,
                     error_message=f"gave up after {self.settings.max_attempts} attempts: {reason}",
                 )
-                .returning(JOBS.c.id)
+                .returning(*JOBS.c)
             )
-            failed_ids = tuple(sorted(int(r.id) for r in failed))
+            failed_jobs = [Job.from_row(r) for r in failed.mappings()]
+            failed_ids = tuple(sorted(j.id for j in failed_jobs))
             requeued = await conn.execute(
                 update(JOBS)
                 .where(lapsed)
@@ -354,11 +358,14 @@ class JobQueue:
                     worker_id=None,
                     error_message=reason,
                 )
-                .returning(JOBS.c.id)
+                .returning(*JOBS.c)
             )
-            requeued_ids = tuple(sorted(int(r.id) for r in requeued))
+            requeued_jobs = [Job.from_row(r) for r in requeued.mappings()]
+            requeued_ids = tuple(sorted(j.id for j in requeued_jobs))
             await _record(conn, failed_ids, now, "failed", reason)
             await _record(conn, requeued_ids, now, "rescued", reason)
+            await _announce(conn, "job.failed", failed_jobs)
+            await _announce(conn, "job.queued", requeued_jobs)
             if requeued_ids:
                 await self._notify(conn)
         return RescueReport(requeued=requeued_ids, failed=failed_ids)
@@ -401,10 +408,13 @@ class JobQueue:
             )
             if row is None:
                 raise LostJobError(f"job {job_id} is no longer held by worker {worker_id}")
+            job = Job.from_row(row)
             if write_results is not None:
                 await write_results(conn)
+                await _announce(conn, "cache.updated", [job])
             await _record(conn, [job_id], now, "completed", "completed")
-            return Job.from_row(row)
+            await _announce(conn, "job.completed", [job])
+            return job
 
     async def complete_many(self, worker_id: str, job_ids: Sequence[int]) -> list[int]:
         """Mark several jobs completed in one statement (jobs with nothing to write)."""
@@ -425,11 +435,12 @@ class JobQueue:
                     lease_expires_at=None,
                     error_message=None,
                 )
-                .returning(JOBS.c.id)
+                .returning(*JOBS.c)
             )
-            done = [int(r.id) for r in rows]
-            await _record(conn, done, now, "completed", "completed")
-            return done
+            jobs = [Job.from_row(r) for r in rows.mappings()]
+            await _record(conn, [j.id for j in jobs], now, "completed", "completed")
+            await _announce(conn, "job.completed", jobs)
+            return [j.id for j in jobs]
 
     async def fail(
         self,
@@ -489,12 +500,15 @@ class JobQueue:
                 .mappings()
                 .one()
             )
+            failed_job = Job.from_row(row)
             if write_results is not None:
                 await write_results(conn)
+                await _announce(conn, "cache.updated", [failed_job])
             await _record(conn, [job_id], now, kind, note)
+            await _announce(conn, f"job.{kind}", [failed_job])
             if kind == "retried":
                 await self._notify(conn)
-            return Job.from_row(row)
+            return failed_job
 
     def _backoff(
         self, attempts: int, retry_after: float | None, retry_at: datetime | None, now: datetime
@@ -528,10 +542,12 @@ class JobQueue:
                     lease_expires_at=None,
                     worker_id=None,
                 )
-                .returning(JOBS.c.id)
+                .returning(*JOBS.c)
             )
-            released = [int(r.id) for r in rows]
+            released_jobs = [Job.from_row(r) for r in rows.mappings()]
+            released = [j.id for j in released_jobs]
             await _record(conn, released, now, "released", note)
+            await _announce(conn, "job.queued", released_jobs)
             if released:
                 await self._notify(conn)
             return released
@@ -539,11 +555,21 @@ class JobQueue:
     async def set_progress(self, job_id: int, worker_id: str, progress: dict[str, Any]) -> None:
         """Store the job's progress (and checkpoint); raises :class:`LostJobError` if not owned."""
         async with self.database.transaction() as conn:
-            result = await conn.execute(
-                update(JOBS).where(self._owned(job_id, worker_id)).values(progress=progress)
+            row = (
+                (
+                    await conn.execute(
+                        update(JOBS)
+                        .where(self._owned(job_id, worker_id))
+                        .values(progress=progress)
+                        .returning(*JOBS.c)
+                    )
+                )
+                .mappings()
+                .first()
             )
-            if result.rowcount == 0:
+            if row is None:
                 raise LostJobError(f"job {job_id} is no longer held by worker {worker_id}")
+            await _announce(conn, "job.progress", [Job.from_row(row)])
 
     def _owned(self, job_id: int, worker_id: str) -> Any:
         return and_(
@@ -594,7 +620,9 @@ class JobQueue:
                 .one()
             )
             await _record(conn, [job_id], now, "cancel", note)
-            return Job.from_row(row)
+            changed = Job.from_row(row)
+            await _announce(conn, f"job.{changed.status.value}", [changed])
+            return changed
 
     async def mark_cancelled(self, job_id: int, worker_id: str) -> Job:
         """The worker stopped a job whose cancellation was requested."""
@@ -620,7 +648,9 @@ class JobQueue:
             if row is None:
                 raise LostJobError(f"job {job_id} is no longer held by worker {worker_id}")
             await _record(conn, [job_id], now, "cancelled", "cancelled while running")
-            return Job.from_row(row)
+            stopped = Job.from_row(row)
+            await _announce(conn, "job.cancelled", [stopped])
+            return stopped
 
     async def retry(self, job_id: int) -> Job:
         """Queue a failed or cancelled job again, with its attempts reset."""
@@ -668,9 +698,11 @@ class JobQueue:
                 .one()
             )
             await _record(conn, [job_id], now, "queued", "queued again by retry")
+            again = Job.from_row(row)
+            await _announce(conn, "job.queued", [again])
             await self._notify(conn)
             self._wake_local()
-            return Job.from_row(row)
+            return again
 
     async def prune(self, older_than_days: float) -> int:
         """Delete finished jobs (and their event logs) finished more than N days ago."""
@@ -784,4 +816,25 @@ async def _record(
     await conn.execute(
         insert(EVENTS),
         [{"job_id": j, "at": at, "kind": kind, "message": message, "data": data} for j in job_ids],
+    )
+
+
+async def _announce(conn: AsyncConnection, kind: str, jobs: Sequence[Job]) -> None:
+    """Publish a change event per job (delivered at commit; see ``storage.events``)."""
+    await publish(
+        conn,
+        *(
+            {
+                "type": kind,
+                "job_id": job.id,
+                "store_id": job.store_id,
+                "status": job.status.value,
+                "period_start": job.period_start.isoformat(),
+                "period_end": job.period_end.isoformat(),
+                "percent": (job.progress or {}).get("percent"),
+                "retry_count": job.retry_count,
+                "error_message": job.error_message,
+            }
+            for job in jobs
+        ),
     )

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from storesync.errors import InputError
 from storesync.settings import Settings
+from storesync.storage.events import EventBus, take_pending
 
 _IMMEDIATE = "storesync_immediate"
 
@@ -53,6 +54,8 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect: str = engine.dialect.name
+        #: This process's subscribers to change events (see ``storesync.storage.events``).
+        self.events = EventBus()
 
     @property
     def is_postgres(self) -> bool:
@@ -74,8 +77,14 @@ class Database:
         async with self.engine.connect() as conn:
             if immediate and self.is_sqlite:
                 conn = await conn.execution_options(**{_IMMEDIATE: True})
-            async with conn.begin():
-                yield conn
+            try:
+                async with conn.begin():
+                    yield conn
+            except BaseException:
+                take_pending(conn)  # rolled back: nobody hears of it
+                raise
+            for event in take_pending(conn):
+                self.events.deliver(event)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

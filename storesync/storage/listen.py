@@ -16,6 +16,7 @@ from collections.abc import Callable
 import asyncpg
 
 from storesync.storage.engine import Database
+from storesync.storage.events import EVENTS_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +107,14 @@ def _on_termination(lost: asyncio.Event) -> Callable[[object], None]:
         lost.set()
 
     return handler
+
+
+def event_relay(database: Database) -> Listener | None:
+    """On PostgreSQL, a listener feeding ``storesync_events`` into ``database.events``.
+
+    Start it in any process that serves live events; on SQLite events are delivered in-process
+    and no relay is needed (None).
+    """
+    if not database.is_postgres:
+        return None
+    return Listener(database, {EVENTS_CHANNEL: database.events.deliver_json})
