@@ -59,18 +59,22 @@ def worker(
 
 
 def simulator(
-    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8900,
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8787,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     stores: Annotated[
         int | None, typer.Option(help="Serve N generated stores instead of the demo set.")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the generated stores.")] = 0,
     config: Annotated[
         Path | None, typer.Option(help="A JSON file with the simulator's configuration.")
     ] = None,
 ) -> None:
     """Serve the Shopify and Klaviyo simulator (for tests, demos and benchmarks)."""
-    from storesync.simulator import serve
-    from storesync.simulator.__main__ import build_config
+    from storesync.simulator.__main__ import main as simulator_main
 
-    serve(host, port, build_config(stores=stores, seed=seed, config_file=config))
+    argv = ["--host", host, "--port", str(port), "--seed", str(seed)]
+    if stores is not None:
+        argv += ["--stores", str(stores)]
+    if config is not None:
+        argv += ["--config", str(config)]
+    raise typer.Exit(simulator_main(argv))

@@ -3,7 +3,8 @@
 Everything here round-trips through JSON (``to_json``/``from_json``) with the field names as
 keys, so the same shapes serve a ``--config file.json``, ``GET/POST /_sim/config`` and Python
 callers. ``SimStore`` is frozen (its data is generated from it); runtime knobs on a store
-(a revoked token, a frozen shop) are changed by replacing the spec, see :meth:`SimulatorConfig.patched`.
+(a revoked token, a frozen shop) are changed by replacing the spec: see
+:meth:`SimulatorConfig.patched`.
 """
 
 from __future__ import annotations
@@ -158,19 +159,18 @@ class WindowLimit:
     daily: int | None = None  # per UTC day
 
 
-def _limits(burst: int, steady: int, daily: int | None = None) -> Any:
-    return field(default_factory=lambda: WindowLimit(burst, steady, daily))
-
-
 @dataclass(slots=True)
 class KlaviyoLimits:
-    """Per-account limits of each endpoint group (the numbers from Klaviyo's docs)."""
+    """Per-account limits of each endpoint group (the numbers from Klaviyo's docs).
 
-    reports: WindowLimit = _limits(1, 2, 225)
-    metrics: WindowLimit = _limits(10, 150)
-    campaigns: WindowLimit = _limits(10, 150)
-    flows: WindowLimit = _limits(3, 60)
-    accounts: WindowLimit = _limits(1, 15)
+    ``reports`` covers both values-report endpoints: one daily budget per account.
+    """
+
+    reports: WindowLimit = field(default_factory=lambda: WindowLimit(1, 2, 225))
+    metrics: WindowLimit = field(default_factory=lambda: WindowLimit(10, 150))
+    campaigns: WindowLimit = field(default_factory=lambda: WindowLimit(10, 150))
+    flows: WindowLimit = field(default_factory=lambda: WindowLimit(3, 60))
+    accounts: WindowLimit = field(default_factory=lambda: WindowLimit(1, 15))
 
     def group(self, name: str) -> WindowLimit:
         limit: WindowLimit = getattr(self, name)
@@ -183,8 +183,11 @@ class FaultConfig:
 
     The rates are probabilities that add up (at most 1): ``error_rate`` answers 5xx,
     ``throttle_rate`` answers THROTTLED (Shopify) or 429 (Klaviyo), ``timeout_rate`` sleeps
-    ``timeout_seconds`` before answering, ``drop_rate`` closes the connection without a
-    response. ``stall`` holds every provider request until it is turned off.
+    ``timeout_seconds`` before answering (with ``hang``, over TCP, never answers until the
+    client goes away), ``drop_rate`` closes the connection without a response. In-process
+    (``httpx.ASGITransport``) a timeout sleeps ``timeout_seconds`` and raises
+    ``httpx.ReadTimeout``: keep it small there. ``stall`` holds every provider request until
+    it is turned off. ``bulk_failure_rate`` makes bulk operations end FAILED.
     """
 
     seed: int = 0
@@ -193,6 +196,7 @@ class FaultConfig:
     timeout_rate: float = 0.0
     drop_rate: float = 0.0
     timeout_seconds: float = 5.0
+    hang: bool = False
     stall: bool = False
     providers: tuple[str, ...] = FAULT_PROVIDERS
     bulk_failure_rate: float = 0.0
@@ -228,6 +232,7 @@ class SimulatorConfig:
     faults: FaultConfig = field(default_factory=FaultConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     request_log_size: int = 100_000
+    data_cache_size: int = 64
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form."""

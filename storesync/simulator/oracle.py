@@ -85,7 +85,9 @@ def message_windows(
 ) -> list[tuple[str, int, WindowStats]]:
     """(owner id, message index, sums) of every campaign or flow message active in the window."""
     k = data.klaviyo
-    owners = [c.message for c in k.campaigns] if campaigns else [m for f in k.flows for m in f.messages]
+    owners = (
+        [c.message for c in k.campaigns] if campaigns else [m for f in k.flows for m in f.messages]
+    )
     out = []
     for index in owners:
         stats = k.messages[index].window(start, end)
@@ -98,7 +100,9 @@ def klaviyo_truth(store: SimStore | StoreData, period: Period) -> KlaviyoFigures
     """Campaign and flow performance over the period's exact bounds (Placed Order conversions)."""
     data = _data(store)
     start, end = period_bounds(data, period)
-    names = {c.id: c.name for c in data.klaviyo.campaigns} | {f.id: f.name for f in data.klaviyo.flows}
+    names = {c.id: c.name for c in data.klaviyo.campaigns} | {
+        f.id: f.name for f in data.klaviyo.flows
+    }
     return KlaviyoFigures(
         campaigns=_combine(data, names, message_windows(data, start, end, campaigns=True)),
         flows=_combine(data, names, message_windows(data, start, end, campaigns=False)),
@@ -112,8 +116,15 @@ def _combine(
     channels: dict[str, set[str]] = {}
     for owner, index, s in rows:
         sums = totals.setdefault(owner, [0] * 7)
-        values = (s.recipients, s.delivered, s.opens_unique, s.clicks_unique, s.conversions,
-                  s.conversion_cents, s.unsubscribes)  # fmt: skip
+        values = (
+            s.recipients,
+            s.delivered,
+            s.opens_unique,
+            s.clicks_unique,
+            s.conversions,
+            s.conversion_cents,
+            s.unsubscribes,
+        )
         for n, value in enumerate(values):
             sums[n] += value
         channels.setdefault(owner, set()).add(data.klaviyo.messages[index].channel)
@@ -124,4 +135,3 @@ def _combine(
         channel = kinds.pop() if len(kinds) == 1 else "mixed"
         out.append(MessageStats(owner, names[owner], channel, r, d, o, c, conv, cents(value), u))
     return tuple(out)
-

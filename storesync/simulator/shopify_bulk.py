@@ -65,14 +65,13 @@ class BulkOperation:
         if self.canceled_at is not None:
             return "CANCELED"
         elapsed = now - self.created
-        if elapsed <= 0:
-            return "CREATED"
         if elapsed < self.duration:
-            return "RUNNING"
+            return "RUNNING" if elapsed > 0 else "CREATED"
         return "FAILED" if self.failed else "COMPLETED"
 
-    def node(self, base_url: str, now: float) -> dict[str, Any]:
-        status = self.status(now)
+    def node(self, base_url: str, now: float, *, fresh: bool = False) -> dict[str, Any]:
+        """The ``BulkOperation`` object; ``fresh`` for the mutation's answer (CREATED)."""
+        status = "CREATED" if fresh else self.status(now)
         done = status == "COMPLETED"
         total = len(self.orders)
         progress = 1.0 if done else min(1.0, max(0.0, (now - self.created) / (self.duration or 1)))
@@ -97,7 +96,9 @@ class BulkOperation:
         """The JSONL result, in chunks of ``chunk`` lines."""
         lines: list[str] = []
         for index in self.orders:
-            lines.append(json.dumps(project(OrderNode(self.data, index), self.plan), separators=(",", ":")))
+            lines.append(
+                json.dumps(project(OrderNode(self.data, index), self.plan), separators=(",", ":"))
+            )
             if len(lines) >= chunk:
                 yield ("\n".join(lines) + "\n").encode()
                 lines = []
@@ -114,7 +115,9 @@ def project(obj: Any, plan: Plan) -> dict[str, Any]:
             continue
         value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name)
         if sub is not None and value is not None:
-            value = [project(v, sub) for v in value] if isinstance(value, list) else project(value, sub)
+            value = (
+                [project(v, sub) for v in value] if isinstance(value, list) else project(value, sub)
+            )
         row[key] = value
     return row
 
@@ -171,7 +174,10 @@ class BulkOperations:
     def cancel(self, ctx: ShopContext, number: int) -> dict[str, Any]:
         op = self._ops.get(number)
         if op is None or op.shop != ctx.data.spec.shop_domain:
-            return {"bulkOperation": None, "userErrors": [{"field": ["id"], "message": "Bulk operation does not exist"}]}
+            return {
+                "bulkOperation": None,
+                "userErrors": [{"field": ["id"], "message": "Bulk operation does not exist"}],
+            }
         if op.status(ctx.now) in _ACTIVE:
             op.canceled_at = ctx.now
         return {"bulkOperation": op.node(ctx.base_url, ctx.now), "userErrors": []}
@@ -182,8 +188,8 @@ class BulkOperations:
         with self._lock:
             latest = self._ops.get(self._latest.get(shop, -1))
             if latest is not None and latest.status(ctx.now) in _ACTIVE:
-                message = f"A bulk query operation for this app and shop is already in progress: {latest.gid}."
-                return _refused(message, "OPERATION_IN_PROGRESS")
+                message = "A bulk query operation for this app and shop is already in progress"
+                return _refused(f"{message}: {latest.gid}.", "OPERATION_IN_PROGRESS")
             try:
                 plan, orders = self._prepare(ctx, query)
             except GraphQLError as error:
@@ -202,7 +208,7 @@ class BulkOperations:
             self._next += 1
             self._ops[op.number] = op
             self._latest[shop] = op.number
-        return {"bulkOperation": op.node(ctx.base_url, ctx.now), "userErrors": []}
+        return {"bulkOperation": op.node(ctx.base_url, ctx.now, fresh=True), "userErrors": []}
 
     def _prepare(self, ctx: ShopContext, query: str) -> tuple[Plan, Sequence[int]]:
         document = parse(query)
@@ -216,11 +222,15 @@ class BulkOperations:
         orders_field = next((f for f in fields if f.name.value == "orders"), None)
         if orders_field is None:
             raise GraphQLError("Bulk queries must contain at least one connection.")
-        args = {a.name.value: value_from_ast_untyped(a.value) for a in orders_field.arguments}
+        args = {a.name.value: value_from_ast_untyped(a.value) for a in orders_field.arguments or ()}
         flt = parse_search(args.get("query"), ctx.data.tz)
         ctx.filters.append(flt)
         sel = select(
-            ctx.data, flt, str(args.get("sortKey") or "ID"), bool(args.get("reverse")), ctx.visible_since
+            ctx.data,
+            flt,
+            str(args.get("sortKey") or "ID"),
+            bool(args.get("reverse")),
+            ctx.visible_since,
         )
         builder = _PlanBuilder(document)
         plan: Plan = []
@@ -240,4 +250,7 @@ class BulkOperations:
 
 
 def _refused(message: str, code: str) -> dict[str, Any]:
-    return {"bulkOperation": None, "userErrors": [{"field": ["query"], "message": message, "code": code}]}
+    return {
+        "bulkOperation": None,
+        "userErrors": [{"field": ["query"], "message": message, "code": code}],
+    }

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
-from graphql import GraphQLError, GraphQLResolveInfo
+from graphql import GraphQLError
 
 from storesync.simulator.data import Amounts, StoreData
 from storesync.simulator.shopify_search import (
@@ -27,6 +27,8 @@ from storesync.simulator.shopify_search import (
 
 if TYPE_CHECKING:
     from storesync.simulator.shopify_bulk import BulkOperations
+
+Info = Any  # graphql's GraphQLResolveInfo (generic in graphql-core 3.3, not in 3.2)
 
 
 def wire_amount(cents: int) -> str:
@@ -237,7 +239,7 @@ class QueryRoot:
 
     def orders(
         self,
-        _info: GraphQLResolveInfo,
+        _info: Info,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -258,7 +260,9 @@ class QueryRoot:
         flt = parse_search(query, data.tz)
         ctx.filters.append(flt)
         if flt.warnings:
-            ctx.search_warnings.append({"path": ["orders"], "query": query, "warnings": flt.warnings})
+            ctx.search_warnings.append(
+                {"path": ["orders"], "query": query, "warnings": flt.warnings}
+            )
         sel = select(data, flt, sortKey, reverse, ctx.visible_since)
         after_index = decode_cursor(data, after) if after else None
         before_index = decode_cursor(data, before) if before else None
@@ -277,7 +281,7 @@ class QueryRoot:
         }
 
     def ordersCount(
-        self, _info: GraphQLResolveInfo, query: str | None = None, limit: int | None = 10000
+        self, _info: Info, query: str | None = None, limit: int | None = 10000
     ) -> dict[str, Any]:
         flt = parse_search(query, self.ctx.data.tz)
         self.ctx.filters.append(flt)
@@ -286,11 +290,11 @@ class QueryRoot:
             return {"count": limit, "precision": "AT_LEAST"}
         return {"count": count, "precision": "EXACT"}
 
-    def order(self, info: GraphQLResolveInfo, id: str) -> OrderNode | None:
+    def order(self, info: Info, id: str) -> OrderNode | None:
         node = self.node(info, id)
         return node if isinstance(node, OrderNode) else None
 
-    def node(self, _info: GraphQLResolveInfo, id: str) -> Any:
+    def node(self, _info: Info, id: str) -> Any:
         kind, number = parse_gid(id)
         data = self.ctx.data
         if kind == "Order":
@@ -298,20 +302,24 @@ class QueryRoot:
             return OrderNode(data, index) if index is not None and self._visible(index) else None
         if kind == "Customer":
             customer = number - data.customer_base
-            return customer_object(data, customer) if 0 < customer < len(data.customer_orders) else None
+            return (
+                customer_object(data, customer)
+                if 0 < customer < len(data.customer_orders)
+                else None
+            )
         if kind == "BulkOperation":
             return self.ctx.bulk.node(self.ctx, number)
         if kind == "Shop":
             return shop_object(data, self.ctx.now)
         return None
 
-    def nodes(self, info: GraphQLResolveInfo, ids: list[str]) -> list[Any]:
+    def nodes(self, info: Info, ids: list[str]) -> list[Any]:
         return [self.node(info, i) for i in ids]
 
-    def shop(self, _info: GraphQLResolveInfo) -> dict[str, Any]:
+    def shop(self, _info: Info) -> dict[str, Any]:
         return shop_object(self.ctx.data, self.ctx.now)
 
-    def currentBulkOperation(self, _info: GraphQLResolveInfo, type: str = "QUERY") -> Any:
+    def currentBulkOperation(self, _info: Info, type: str = "QUERY") -> Any:
         return self.ctx.bulk.current(self.ctx) if type == "QUERY" else None
 
 
@@ -322,12 +330,15 @@ class MutationRoot:
         self.ctx = ctx
 
     def bulkOperationRunQuery(
-        self, _info: GraphQLResolveInfo, query: str, groupObjects: bool = False
+        self, _info: Info, query: str, groupObjects: bool = False
     ) -> dict[str, Any]:
         return self.ctx.bulk.run(self.ctx, query)
 
-    def bulkOperationCancel(self, _info: GraphQLResolveInfo, id: str) -> dict[str, Any]:
+    def bulkOperationCancel(self, _info: Info, id: str) -> dict[str, Any]:
         kind, number = parse_gid(id)
         if kind != "BulkOperation":
-            return {"bulkOperation": None, "userErrors": [{"field": ["id"], "message": "Bulk operation does not exist"}]}
+            return {
+                "bulkOperation": None,
+                "userErrors": [{"field": ["id"], "message": "Bulk operation does not exist"}],
+            }
         return self.ctx.bulk.cancel(self.ctx, number)

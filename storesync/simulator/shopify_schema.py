@@ -17,7 +17,6 @@ from typing import Any
 from graphql import (
     GraphQLError,
     GraphQLInterfaceType,
-    GraphQLResolveInfo,
     GraphQLSchema,
     build_schema,
 )
@@ -194,7 +193,7 @@ type Mutation {{
 """
 
 
-def _node_type(value: Any, _info: GraphQLResolveInfo, _abstract: Any) -> str | None:
+def _node_type(value: Any, _info: Any, _abstract: Any) -> str | None:
     if isinstance(value, dict):
         name = value.get("__typename")
         return name if isinstance(name, str) else None

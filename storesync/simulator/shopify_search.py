@@ -44,8 +44,10 @@ class OrderFilter:
     status: str | None = None
     financial: frozenset[str] | None = None
     warnings: list[dict[str, str]] = field(default_factory=list)
-    # The created_at values exactly as asked for (the request log shows them).
-    created_text: list[str] = field(default_factory=list)
+    # The query and its created_at values exactly as written (the request log shows them).
+    query: str | None = None
+    created_from: str | None = None
+    created_to: str | None = None
 
     def tighten(self, name: str, low: int | None, high: int | None) -> None:
         old_low, old_high = getattr(self, f"{name}_min"), getattr(self, f"{name}_max")
@@ -69,12 +71,14 @@ def _instant(text: str, tz: ZoneInfo) -> tuple[float, bool] | None:
 
 def parse_search(query: str | None, tz: ZoneInfo) -> OrderFilter:
     """Parse Shopify's search syntax (the subset described in the module docstring)."""
-    flt = OrderFilter()
+    flt = OrderFilter(query=query)
     for match in _TERM.finditer(query or ""):
         negated, name, op, raw, bare = match.groups()
         if bare is not None:
             if bare.upper() != "AND":
-                flt.warnings.append({"field": bare, "message": "Free-text and OR/NOT terms are ignored."})
+                flt.warnings.append(
+                    {"field": bare, "message": "Free-text and OR/NOT terms are ignored."}
+                )
             continue
         value = raw.strip("'\"")
         if negated:
@@ -82,7 +86,10 @@ def parse_search(query: str | None, tz: ZoneInfo) -> OrderFilter:
         elif name in _DATE_FIELDS:
             _date_term(flt, _DATE_FIELDS[name], op or "", value, tz)
             if name != "updated_at":
-                flt.created_text.append(f"{op or ':'}{value}")
+                if op in (None, ">=", ">"):
+                    flt.created_from = value
+                if op in (None, "<=", "<"):
+                    flt.created_to = value
         elif name == "test" and value in ("true", "false"):
             flt.test = value == "true"
         elif name == "status" and value in ("open", "cancelled", "closed", "any"):
@@ -178,11 +185,15 @@ def select(
     elif sort_key == "UPDATED_AT":
         sequence, rank = data.updated_order()
         updated = o.updated
-        lo = 0 if flt.updated_min is None else bisect_left(
-            sequence, flt.updated_min, key=updated.__getitem__
+        lo = (
+            0
+            if flt.updated_min is None
+            else bisect_left(sequence, flt.updated_min, key=updated.__getitem__)
         )
-        hi = len(o) if flt.updated_max is None else bisect_right(
-            sequence, flt.updated_max, key=updated.__getitem__
+        hi = (
+            len(o)
+            if flt.updated_max is None
+            else bisect_right(sequence, flt.updated_max, key=updated.__getitem__)
         )
         _range_check(checks, o.created, created_min, flt.created_max)
     else:
