@@ -1,0 +1,163 @@
+"""Real processes for end-to-end tests: the simulator, workers and CLI calls over TCP."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from storesync.simulator import SimStore, SimulatorConfig, generate_stores
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def fast_stores(count: int, *, seed: int = 7, orders_per_day: float = 20.0) -> list[SimStore]:
+    """Stores whose Shopify bucket refills fast, so tests wait on nothing but the work."""
+    return [
+        dataclasses.replace(
+            store,
+            orders_per_day=orders_per_day,
+            bucket_size=20_000.0,
+            restore_rate=10_000.0,
+            history_days=200,
+        )
+        for store in generate_stores(count, seed=seed)
+    ]
+
+
+@dataclasses.dataclass
+class SimulatorProcess:
+    """A ``storesync simulator`` subprocess and how to reach it."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    config: SimulatorConfig
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "STORESYNC_SHOPIFY_BASE_URL": f"{self.url}/shops/{{shop}}",
+            "STORESYNC_KLAVIYO_BASE_URL": self.url,
+        }
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = httpx.get(f"{self.url}{path}", params=params, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def post(self, path: str, body: Any = None) -> Any:
+        response = httpx.post(f"{self.url}{path}", json=body, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def requests(self, **filters: Any) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.get("/_sim/requests", limit=1_000_000, **filters)[
+            "requests"
+        ]
+        return found
+
+    def truth(self, shop: str, start: str, end: str) -> dict[str, Any]:
+        truth: dict[str, Any] = self.get(f"/_sim/truth/{shop}", start=start, end=end)
+        return truth
+
+
+@contextmanager
+def run_simulator(config: SimulatorConfig, tmp_path: Path) -> Iterator[SimulatorProcess]:
+    """Start ``storesync simulator`` with ``config`` on a free port; stop it afterwards."""
+    config_file = tmp_path / f"simulator-{time.monotonic_ns()}.json"
+    config_file.write_text(json.dumps(config.to_json()))
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "storesync", "simulator", "--port", str(port),
+         "--config", str(config_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/_sim/health", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the simulator did not start") from None
+                time.sleep(0.1)
+        yield SimulatorProcess(url, process, config)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def start_worker(
+    env: dict[str, str], *args: str, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """A ``storesync worker`` subprocess (its log goes to ``log`` when given)."""
+    output = open(log, "ab") if log is not None else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "storesync", "worker", *args],
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+    """Send ``sig`` and wait; kill after ``timeout``. Returns the exit code."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return int(process.returncode)
+
+
+def wait_for(predicate: Any, *, timeout: float = 60, interval: float = 0.2, what: str = "") -> Any:
+    """Poll ``predicate()`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def base_env(
+    db_url: str, data_dir: Path, simulator: SimulatorProcess, **extra: str
+) -> dict[str, str]:
+    """The environment of a storesync process in a test: database, simulator, fast timings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STORESYNC_")}
+    env.update(
+        STORESYNC_DATABASE_URL=db_url,
+        STORESYNC_DATA_DIR=str(data_dir),
+        STORESYNC_SECRET_KEY="e2e-secret-key",
+        STORESYNC_POLL_INTERVAL_SECONDS="0.2",
+        STORESYNC_RETRY_BASE_SECONDS="0.5",
+        COLUMNS="200",
+        **simulator.env,
+    )
+    env.update(extra)
+    return env
