@@ -107,6 +107,10 @@ class Scheduler:
         if not wanted:
             return 0
         earliest = min(p.end for _, p in wanted)
+        # Active jobs first, then the cache: a job that completes in between has written its
+        # rows by then (completion and cache write are one transaction), so it is seen either
+        # as active or as fresh, never as neither (which would queue a needless refresh).
+        active = await self._active_periods()
         rows: dict[tuple[int, Period], dict[str, CacheRow]] = {}
         for row in await self.cache.recent(earliest):
             rows.setdefault((row.store_id, row.period), {})[row.data_type] = row
@@ -119,7 +123,7 @@ class Scheduler:
                 is Freshness.FRESH
             ):
                 continue
-            if (store_id, period) in recently_failed:
+            if (store_id, period) in recently_failed or (store_id, period) in active:
                 continue
             result = await self.queue.enqueue(
                 store_id, period.start, period.end, reason=Reason.SCHEDULE
@@ -128,6 +132,16 @@ class Scheduler:
         if queued:
             log.info("scheduler queued %d refresh(es)", queued)
         return queued
+
+    async def _active_periods(self) -> set[tuple[int, Period]]:
+        query = select(JOBS.c.store_id, JOBS.c.period_start, JOBS.c.period_end).where(
+            JOBS.c.status.in_([JobStatus.QUEUED.value, JobStatus.PROCESSING.value])
+        )
+        async with self.database.read() as conn:
+            return {
+                (int(r.store_id), Period(r.period_start, r.period_end))
+                for r in await conn.execute(query)
+            }
 
     async def _recently_failed(self, now: datetime) -> set[tuple[int, Period]]:
         query = (

@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     klaviyo_base_url: str = "https://a.klaviyo.com"
     klaviyo_revision: str = "2025-10-15"
     klaviyo_daily_report_budget: int = Field(default=225, ge=0)
+    klaviyo_reports_per_second: int = Field(
+        default=1, ge=1, description="Klaviyo's burst limit on report calls, per account."
+    )
+    klaviyo_reports_per_minute: int = Field(
+        default=2, ge=1, description="Klaviyo's steady limit on report calls, per account."
+    )
     http_timeout_seconds: float = Field(default=30.0, gt=0)
 
     secret_key: SecretStr | None = Field(

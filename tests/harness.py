@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from storesync.simulator import SimStore, SimulatorConfig, generate_stores
+from storesync.simulator import SimStore, SimulatorConfig, WindowLimit, generate_stores
 
 
 def free_port() -> int:
@@ -38,6 +38,14 @@ def fast_stores(count: int, *, seed: int = 7, orders_per_day: float = 20.0) -> l
         )
         for store in generate_stores(count, seed=seed)
     ]
+
+
+def fast_config(stores: list[SimStore]) -> SimulatorConfig:
+    """A simulator whose Klaviyo report windows allow many syncs a minute (the real 2 a
+    minute per account would make every multi-job test last minutes)."""
+    config = SimulatorConfig(stores=stores)
+    limits = dataclasses.replace(config.klaviyo_limits, reports=WindowLimit(20, 600, 225))
+    return dataclasses.replace(config, klaviyo_limits=limits)
 
 
 @dataclasses.dataclass
@@ -156,6 +164,9 @@ def base_env(
         STORESYNC_SECRET_KEY="e2e-secret-key",
         STORESYNC_POLL_INTERVAL_SECONDS="0.2",
         STORESYNC_RETRY_BASE_SECONDS="0.5",
+        # The simulator's report windows are widened to match (see fast_config).
+        STORESYNC_KLAVIYO_REPORTS_PER_SECOND="20",
+        STORESYNC_KLAVIYO_REPORTS_PER_MINUTE="600",
         COLUMNS="200",
         **simulator.env,
     )

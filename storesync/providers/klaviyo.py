@@ -178,7 +178,7 @@ class KlaviyoClient:
     async def _names(self) -> dict[str, str]:
         names: dict[str, str] = {}
         for channel in ("email", "sms"):
-            params = {"filter": f"equals(messages.channel,'{channel}')"}
+            params = {"filter": f"equals(messages.channel,'{channel}')", "page[size]": "100"}
             async for campaign in self.api.paginate("/api/campaigns", params):
                 names[str(campaign["id"])] = str((campaign.get("attributes") or {}).get("name"))
         async for flow in self.api.paginate("/api/flows", {"page[size]": "50"}):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -213,11 +214,15 @@ class KlaviyoAPI:
             self.throttled += 1
             throttled_for += wait
             if throttled_for > self.max_throttle_seconds:
+                # Typically the daily report limit, spent by another integration of the
+                # account: the job is deferred rather than kept waiting for hours.
+                until = datetime.now(UTC) + timedelta(seconds=wait)
                 raise RetryableError(
                     f"Klaviyo's {group} rate limit is used up (by storesync or another "
-                    f"integration of the account); it frees up in {wait:.0f} s",
+                    f"integration of the account) until {until:%Y-%m-%d %H:%M} UTC",
                     provider=PROVIDER,
                     retry_after=wait,
+                    retry_at=until,
                 )
             limiter.block_for(wait)
             await emit(

@@ -25,7 +25,7 @@ import httpx
 from storesync.errors import PermanentError, RetryableError
 from storesync.providers.events import ProviderEvent, ProviderEvents, emit
 from storesync.providers.http import RetryPolicy, decode_json, parse_retry_after, send
-from storesync.providers.shopify_pacing import CostBucket, ThrottleStatus
+from storesync.providers.shopify_pacing import CostBucket, Grant, ThrottleStatus
 from storesync.providers.shopify_queries import requested_cost
 from storesync.settings import Settings
 
@@ -169,8 +169,8 @@ class ShopifyGraphQL:
                 )
             finally:
                 turn.end()  # before observing the answer: see CostBucket.observe
-            self.stats.calls += turn.attempts
-            wait, body = self._read(response, cost)
+                self.stats.calls += turn.attempts
+            wait, body = self._read(response, cost, turn.grant)
             if body is not None:
                 self._remember_cost(key, body)
                 return self._data(body)
@@ -205,12 +205,14 @@ class ShopifyGraphQL:
             return 0.0
         return max(0.0, (cost - self.bucket.available()) / rate)
 
-    def _read(self, response: httpx.Response, cost: float) -> tuple[float, dict[str, Any] | None]:
+    def _read(
+        self, response: httpx.Response, cost: float, grant: Grant | None
+    ) -> tuple[float, dict[str, Any] | None]:
         """``(0, body)`` for an answer, ``(seconds to wait, None)`` when throttled."""
         if response.status_code == 429:
             status = self._status_of(response)
             if status is not None:
-                self.bucket.observe(status)
+                self.bucket.observe(status, grant)
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if retry_after is None and status is None:
                 return 1.0, None  # Shopify said nothing about when: a short, fixed pause
@@ -218,7 +220,7 @@ class ShopifyGraphQL:
         body = self._body(response)
         status = ThrottleStatus.from_extensions(body.get("extensions"))
         if status is not None:
-            self.bucket.observe(status)
+            self.bucket.observe(status, grant)
         if "THROTTLED" not in _error_codes(body.get("errors") or []):
             return 0.0, body
         if status is None:
@@ -274,34 +276,36 @@ class ShopifyGraphQL:
 
 
 class _Turn:
-    """One call's place in the cost bucket, re-taken before each transient retry."""
+    """One call's place in the cost bucket, taken again before each transient retry."""
 
     def __init__(self, api: ShopifyGraphQL, cost: float, *, quiet: bool) -> None:
         self.api = api
         self.cost = cost
         self.quiet = quiet  # the wait was already reported as "throttled"
+        self.grant: Grant | None = None  # the last attempt's (kept after release)
         self.held = False
         self.attempts = 0
 
     async def begin(self) -> None:
         self.end()
-        wait = self.api.bucket.reserve(self.cost)
-        self.held = True
+        reported = self.quiet
+        while not isinstance(taken := self.api.bucket.take(self.cost), Grant):
+            if taken >= PACED_EVENT_SECONDS and not reported:
+                reported = True
+                await emit(
+                    self.api.events,
+                    ProviderEvent(
+                        PROVIDER,
+                        "paced",
+                        f"waiting {taken:.1f} s for Shopify's cost bucket to refill",
+                        {"wait_seconds": round(taken, 3)},
+                    ),
+                )
+            await asyncio.sleep(taken)
+        self.grant, self.held = taken, True
         self.attempts += 1
-        if wait >= PACED_EVENT_SECONDS and not self.quiet:
-            await emit(
-                self.api.events,
-                ProviderEvent(
-                    PROVIDER,
-                    "paced",
-                    f"waiting {wait:.1f} s for Shopify's cost bucket to refill",
-                    {"wait_seconds": round(wait, 3)},
-                ),
-            )
-        if wait > 0:
-            await asyncio.sleep(wait)
 
     def end(self) -> None:
-        if self.held:
-            self.api.bucket.release(self.cost)
-            self.held = False
+        if self.held and self.grant is not None:
+            self.api.bucket.release(self.grant)
+        self.held = False

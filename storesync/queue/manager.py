@@ -137,7 +137,9 @@ class JobQueue:
         raise InvalidStateError("could not enqueue: the job kept changing state; try again")
 
     def _insert_if_absent(self, values: dict[str, Any]) -> Any:
-        where = JOBS.c.status.in_([s.value for s in ACTIVE])
+        # Literal SQL, exactly as the index says: PostgreSQL matches the partial index by its
+        # predicate, and a bound parameter in its place would not match.
+        where = text("status IN ('queued', 'processing')")
         columns = ["store_id", "period_start", "period_end"]
         if self.database.is_postgres:
             return (

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from storesync.errors import InputError
@@ -131,3 +132,30 @@ def connect(settings: Settings, **engine_options: Any) -> Database:
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return Database(engine)
+
+
+#: SQLSTATE classes and codes that mean "the server is not there right now".
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300", "3D000")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` means the database cannot be reached now (worth waiting for),
+    as opposed to a mistake in a statement (worth a loud failure)."""
+    if isinstance(exc, (OSError, ConnectionError, TimeoutError)):
+        return True
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        for cause in (exc.orig, getattr(exc.orig, "__cause__", None)):
+            state = str(getattr(cause, "sqlstate", "") or "")
+            if state and state.startswith(_UNAVAILABLE_STATES):
+                return True
+            if cause is not None and type(cause).__name__ in (
+                "ConnectionDoesNotExistError",
+                "CannotConnectNowError",
+                "InterfaceError",
+            ):
+                return True
+    return False

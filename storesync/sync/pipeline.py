@@ -26,6 +26,7 @@ from storesync.periods import Period, zone
 from storesync.providers.events import ProviderEvent
 from storesync.providers.klaviyo import KlaviyoClient
 from storesync.providers.klaviyo_budget import ReportBudget
+from storesync.providers.klaviyo_pacing import KlaviyoRateLimits, Window
 from storesync.providers.provider_cache import ProviderCache
 from storesync.providers.shopify import ShopifyClient
 from storesync.queue import Job, JobQueue, LostJobError
@@ -186,6 +187,12 @@ class SyncPipeline:
             budget=self.services.budget,
             cache=self.services.provider_cache,
             events=events,
+            limits=KlaviyoRateLimits(
+                reports=Window(
+                    self.settings.klaviyo_reports_per_second,
+                    self.settings.klaviyo_reports_per_minute,
+                )
+            ),
         )
         progress.klaviyo = await client.fetch_performance(job.period, tz)
         await checkpoint()

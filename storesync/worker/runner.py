@@ -24,19 +24,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import DBAPIError, OperationalError
-
 from storesync.metrics import Metrics
 from storesync.queue import Job, Wakeup
 from storesync.queue.stats import queue_stats
 from storesync.queue.workers import WorkerRegistry, new_worker_id
 from storesync.scheduler import Scheduler
+from storesync.storage.engine import is_unavailable
 from storesync.sync.pipeline import SyncPipeline, SyncServices
 
 log = logging.getLogger(__name__)
-
-#: Errors that mean "the database is unreachable right now": wait and try again.
-DATABASE_DOWN = (OperationalError, DBAPIError, OSError, ConnectionError)
 
 
 @dataclass(slots=True)
@@ -116,7 +112,7 @@ class Worker:
             await self._leave()
 
     async def _leave(self) -> None:
-        with contextlib.suppress(*DATABASE_DOWN):
+        with contextlib.suppress(Exception):  # leaving: the registry row also expires by itself
             if self.scheduler is not None:
                 await self.scheduler.resign()
             await self.registry.unregister(self.id)
@@ -134,7 +130,9 @@ class Worker:
                 try:
                     claimed = await self.queue.claim(self.id, free)
                     failures = 0
-                except DATABASE_DOWN as exc:
+                except Exception as exc:
+                    if not is_unavailable(exc):
+                        raise
                     failures += 1
                     await self._database_down("claim", exc, failures)
                     continue
@@ -144,7 +142,9 @@ class Worker:
                 try:
                     if await self.queue.count_due() == 0:
                         return
-                except DATABASE_DOWN as exc:
+                except Exception as exc:
+                    if not is_unavailable(exc):
+                        raise
                     failures += 1
                     await self._database_down("count", exc, failures)
                     continue
@@ -201,7 +201,9 @@ class Worker:
         while True:
             try:
                 return await self.pipeline.run(job, self.id)
-            except DATABASE_DOWN as exc:
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
                 # The providers' answers are lost with this attempt, but the job is not: run
                 # it again once the database answers (the heartbeat stops us if we lose it).
                 failures += 1
@@ -234,10 +236,11 @@ class Worker:
         while True:
             try:
                 await step()
-            except DATABASE_DOWN as exc:
-                log.warning("%s: database unavailable (%s); retrying", name, type(exc).__name__)
-            except Exception:
-                log.exception("%s failed; retrying", name)
+            except Exception as exc:
+                if is_unavailable(exc):
+                    log.warning("%s: database unavailable (%s); retrying", name, type(exc).__name__)
+                else:
+                    log.exception("%s failed; retrying", name)
             await asyncio.sleep(seconds)
 
     async def _heartbeat(self) -> None:
@@ -272,7 +275,9 @@ class Worker:
             try:
                 await step()
                 return
-            except DATABASE_DOWN as exc:
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
                 failures += 1
                 await self._database_down("start", exc, failures)
 

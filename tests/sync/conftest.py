@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from storesync.simulator import SimStore, SimulatorConfig
+from storesync.simulator import SimStore
 from tests.cli.helpers import last_line, storesync
-from tests.harness import SimulatorProcess, base_env, fast_stores, run_simulator
+from tests.harness import SimulatorProcess, base_env, fast_config, fast_stores, run_simulator
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def sim_stores() -> list[SimStore]:
 
 @pytest.fixture
 def simulator(sim_stores: list[SimStore], tmp_path: Path) -> Iterator[SimulatorProcess]:
-    with run_simulator(SimulatorConfig(stores=sim_stores), tmp_path) as process:
+    with run_simulator(fast_config(sim_stores), tmp_path) as process:
         yield process
 
 
