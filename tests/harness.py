@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.pool import NullPool
 
 from storesync.simulator import SimStore, SimulatorConfig, WindowLimit, generate_stores
 
@@ -172,3 +174,25 @@ def base_env(
     )
     env.update(extra)
     return env
+
+
+def read_jobs(db_url: str) -> list[dict[str, Any]]:
+    """Every job as ``storesync jobs --json`` shows it, read directly (fast, for polling)."""
+    from storesync.queue import JobQueue
+    from storesync.settings import Settings
+    from storesync.storage import connect
+
+    async def main() -> list[dict[str, Any]]:
+        settings = Settings(database_url=db_url)
+        database = connect(settings, poolclass=NullPool)
+        try:
+            found = await JobQueue(database, settings).list_jobs(limit=100_000)
+            return [job.to_json() for job in found]
+        finally:
+            await database.dispose()
+
+    return asyncio.run(main())
+
+
+def read_job(db_url: str, job_id: int) -> dict[str, Any]:
+    return next(j for j in read_jobs(db_url) if j["id"] == job_id)

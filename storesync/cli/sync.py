@@ -28,8 +28,6 @@ from storesync.settings import Settings
 from storesync.storage.crypto import SecretBox
 from storesync.storage.engine import Database
 from storesync.stores import StoreDirectory
-from storesync.sync.pipeline import SyncPipeline
-from storesync.sync.services import sync_services
 
 cache_app = typer.Typer(help="Look at cached dashboard data.", no_args_is_help=True)
 
@@ -128,6 +126,10 @@ def _progress_bar() -> Progress:
 
 async def _run_inline(database: Database, settings: Settings, job: Job) -> Job:
     """Claim this one job and run it here, heart-beating its lease like a worker would."""
+    # Imported here: the connectors are heavy, and most commands never need them.
+    from storesync.sync.pipeline import SyncPipeline
+    from storesync.sync.services import sync_services
+
     worker_id = f"inline:{job.id}"
     async with sync_services(database, settings) as services:
         queue = services.queue

@@ -11,9 +11,6 @@ import typer
 
 from storesync.cli.common import load_settings, open_database, run
 from storesync.logs import configure
-from storesync.metrics import Metrics
-from storesync.sync.services import sync_services
-from storesync.worker import Worker
 
 
 def worker(
@@ -33,6 +30,11 @@ def worker(
     """Run syncs from the queue until stopped (SIGTERM/SIGINT stop it gracefully)."""
     configure(json_lines=log_json)
     settings = load_settings()
+
+    # Imported here: the connectors are heavy, and most commands never need them.
+    from storesync.metrics import Metrics
+    from storesync.sync.services import sync_services
+    from storesync.worker import Worker
 
     async def main() -> None:
         metrics = Metrics()

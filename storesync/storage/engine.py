@@ -125,7 +125,7 @@ def connect(settings: Settings, **engine_options: Any) -> Database:
         if url.database and url.database != ":memory:":
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         options["connect_args"] = {"timeout": 30}
-    else:
+    elif "poolclass" not in engine_options:
         options.update(pool_size=10, max_overflow=10)
     options.update(engine_options)
     engine = create_async_engine(url, **options)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.cli.helpers import as_json, last_line, storesync
-from tests.harness import SimulatorProcess, start_worker, stop, wait_for
+from tests.harness import SimulatorProcess, read_job, start_worker, stop, wait_for
 from tests.sync.conftest import add_stores
 
 PERIOD = ("2026-08-01", "2026-08-31")
@@ -29,8 +29,7 @@ def assert_matches_truth(document: dict[str, Any], truth: dict[str, Any]) -> Non
 
 
 def job_of(env: dict[str, str], job_id: int) -> dict[str, Any]:
-    found: list[dict[str, Any]] = as_json(storesync(env, "jobs", "--json", "--limit", "1000"))
-    return next(j for j in found if j["id"] == job_id)
+    return read_job(env["STORESYNC_DATABASE_URL"], job_id)
 
 
 def test_sync_inline_then_cache_show_equals_the_truth(
