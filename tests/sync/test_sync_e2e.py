@@ -73,8 +73,14 @@ def test_one_job_while_queued_and_the_cache_answers_after(
     assert "already queued" in second.stdout
     assert len(as_json(storesync(env, "jobs", "--json"))) == 1
 
-    drained = start_worker(env, "--once", log=tmp_path / "worker.log")
-    assert drained.wait(120) == 0
+    worker = start_worker(env, "--no-scheduler", log=tmp_path / "worker.log")
+    try:
+        waited = storesync(env, "sync", str(store_id), "--start", PERIOD[0], "--end", PERIOD[1],
+                           "--wait")  # fmt: skip
+    finally:
+        stop(worker)
+    assert last_line(waited) == first  # the same job, followed to its end
+    assert f"job {first} completed" in waited.stdout
     assert job_of(env, int(first))["status"] == "completed"
 
     again = storesync(env, "sync", str(store_id), "--start", PERIOD[0], "--end", PERIOD[1])
