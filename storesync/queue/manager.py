@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storesync.errors import InputError, InvalidStateError, NotFoundError
@@ -43,7 +44,6 @@ from storesync.queue.jobs import (
     RescueReport,
 )
 from storesync.queue.sql import instant, seconds_between
-from storesync.queue.wakeup import WAKE_CHANNEL
 from storesync.settings import Settings
 from storesync.storage.engine import Database
 from storesync.storage.events import publish
@@ -83,7 +83,6 @@ class JobQueue:
         self.settings = settings
         self.clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._local_wakeups: list[Callable[[], None]] = []
 
     # -- enqueue ---------------------------------------------------------------------------
 
@@ -120,19 +119,21 @@ class JobQueue:
             "run_after": run_after or now,
         }
         for _ in range(5):
-            async with self.database.transaction() as conn:
-                await self._require_store(conn, store_id)
-                row = (await conn.execute(self._insert_if_absent(values))).mappings().first()
-                if row is not None:
-                    job = Job.from_row(row)
-                    await _record(conn, [job.id], now, "queued", f"queued by {job.reason.value}")
-                    await _announce(conn, "job.queued", [job])
-                    await self._notify(conn)
-                    self._wake_local()
-                    return Enqueued(job, created=True)
-                existing = await self._raise_active(conn, store_id, period, wanted, force)
-                if existing is not None:
-                    return Enqueued(existing, created=False)
+            try:
+                async with self.database.transaction() as conn:
+                    row = (await conn.execute(self._insert_if_absent(values))).mappings().first()
+                    if row is not None:
+                        job = Job.from_row(row)
+                        note = f"queued by {job.reason.value}"
+                        await _record(conn, [job.id], now, "queued", note)
+                        await _announce(conn, "job.queued", [job])
+                        return Enqueued(job, created=True)
+                    existing = await self._raise_active(conn, store_id, period, wanted, force)
+                    if existing is not None:
+                        return Enqueued(existing, created=False)
+            except IntegrityError:
+                # Duplicates never raise (ON CONFLICT DO NOTHING): this is the foreign key.
+                raise NotFoundError(f"store {store_id} does not exist") from None
             # The active job finished between our insert and our read: insert again.
         raise InvalidStateError("could not enqueue: the job kept changing state; try again")
 
@@ -183,11 +184,6 @@ class JobQueue:
         )
         return Job.from_row(row) if row is not None else None
 
-    async def _require_store(self, conn: AsyncConnection, store_id: int) -> None:
-        found = await conn.scalar(select(STORES.c.id).where(STORES.c.id == store_id))
-        if found is None:
-            raise NotFoundError(f"store {store_id} does not exist")
-
     # -- claim -----------------------------------------------------------------------------
 
     async def claim(self, worker_id: str, limit: int = 1, *, only: int | None = None) -> list[Job]:
@@ -214,7 +210,9 @@ class JobQueue:
                 (
                     await conn.execute(
                         update(JOBS)
-                        .where(JOBS.c.id.in_(ids))
+                        # Re-checked on the row's newest version: a job cancelled after the
+                        # choice was made is left alone.
+                        .where(JOBS.c.id.in_(ids), JOBS.c.status == JobStatus.QUEUED.value)
                         .values(
                             status=JobStatus.PROCESSING.value,
                             started_at=now,
@@ -281,7 +279,10 @@ class JobQueue:
             # Lock the chosen rows, skipping any that a cancel or retry holds right now.
             return (
                 select(JOBS.c.id)
-                .where(JOBS.c.id.in_(best.scalar_subquery()))
+                .where(
+                    JOBS.c.id.in_(best.scalar_subquery()),
+                    JOBS.c.status == JobStatus.QUEUED.value,
+                )
                 .with_for_update(skip_locked=True)
                 .scalar_subquery()
             )
@@ -368,8 +369,6 @@ class JobQueue:
             await _record(conn, requeued_ids, now, "rescued", reason)
             await _announce(conn, "job.failed", failed_jobs)
             await _announce(conn, "job.queued", requeued_jobs)
-            if requeued_ids:
-                await self._notify(conn)
         return RescueReport(requeued=requeued_ids, failed=failed_ids)
 
     # -- finishing -------------------------------------------------------------------------
@@ -496,20 +495,26 @@ class JobQueue:
             row = (
                 (
                     await conn.execute(
-                        update(JOBS).where(JOBS.c.id == job_id).values(values).returning(*JOBS.c)
+                        update(JOBS)
+                        # Still ours? A rescue may have taken it back since we read it.
+                        .where(
+                            self._owned(job_id, worker_id), JOBS.c.retry_count == job.retry_count
+                        )
+                        .values(values)
+                        .returning(*JOBS.c)
                     )
                 )
                 .mappings()
-                .one()
+                .first()
             )
+            if row is None:
+                raise LostJobError(f"job {job_id} is no longer held by worker {worker_id}")
             failed_job = Job.from_row(row)
             if write_results is not None:
                 await write_results(conn)
                 await _announce(conn, "cache.updated", [failed_job])
             await _record(conn, [job_id], now, kind, note)
             await _announce(conn, f"job.{kind}", [failed_job])
-            if kind == "retried":
-                await self._notify(conn)
             return failed_job
 
     def _backoff(
@@ -550,8 +555,6 @@ class JobQueue:
             released = [j.id for j in released_jobs]
             await _record(conn, released, now, "released", note)
             await _announce(conn, "job.queued", released_jobs)
-            if released:
-                await self._notify(conn)
             return released
 
     async def set_progress(self, job_id: int, worker_id: str, progress: dict[str, Any]) -> None:
@@ -581,11 +584,10 @@ class JobQueue:
         )
 
     async def _owned_job(self, conn: AsyncConnection, job_id: int, worker_id: str) -> Job:
-        row = (
-            (await conn.execute(select(JOBS).where(self._owned(job_id, worker_id))))
-            .mappings()
-            .first()
-        )
+        query = select(JOBS).where(self._owned(job_id, worker_id))
+        if self.database.is_postgres:
+            query = query.with_for_update()
+        row = (await conn.execute(query)).mappings().first()
         if row is None:
             raise LostJobError(f"job {job_id} is no longer held by worker {worker_id}")
         return Job.from_row(row)
@@ -702,8 +704,6 @@ class JobQueue:
             await _record(conn, [job_id], now, "queued", "queued again by retry")
             again = Job.from_row(row)
             await _announce(conn, "job.queued", [again])
-            await self._notify(conn)
-            self._wake_local()
             return again
 
     async def prune(self, older_than_days: float) -> int:
@@ -788,21 +788,6 @@ class JobQueue:
         """Append one line to a job's event log."""
         async with self.database.transaction() as conn:
             await _record(conn, [job_id], self.clock(), kind, message, data)
-
-    # -- wake-ups --------------------------------------------------------------------------
-
-    def on_enqueue(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` whenever this process queues work (the SQLite wake-up path)."""
-        self._local_wakeups.append(callback)
-
-    def _wake_local(self) -> None:
-        for callback in self._local_wakeups:
-            callback()
-
-    async def _notify(self, conn: AsyncConnection) -> None:
-        if self.database.is_postgres:
-            # Delivered at commit to every listening worker, on any machine.
-            await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
 
 
 async def _record(

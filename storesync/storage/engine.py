@@ -120,7 +120,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 def connect(settings: Settings, **engine_options: Any) -> Database:
     """Create the :class:`Database` the settings point at (the data directory is created)."""
     url = async_url(settings.resolved_database_url)
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    # No pre-ping: it costs a round trip per transaction; a connection found dead is
+    # invalidated by SQLAlchemy and callers retry (see is_unavailable).
+    options: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             settings.data_dir.mkdir(parents=True, exist_ok=True)

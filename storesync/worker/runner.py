@@ -88,7 +88,6 @@ class Worker:
     async def run(self, *, once: bool = False) -> None:
         """Work until :meth:`stop` (or, with ``once``, until no job is due and none runs)."""
         await self.wakeup.start()
-        self.queue.on_enqueue(self.wakeup.set)
         await self._until_database(lambda: self.registry.register(self.id, self.concurrency))
         log.info("worker %s started (concurrency %d)", self.id, self.concurrency)
         loops = [
