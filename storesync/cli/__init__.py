@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from storesync.cli import admin, sync, worker
+from storesync.cli import admin, demo, serve, sync, worker
 from storesync.cli.stores import stores_app, tokens_app
 
 app = typer.Typer(
@@ -25,6 +25,8 @@ app.add_typer(sync.cache_app, name="cache")
 app.command()(sync.sync)
 app.command()(worker.worker)
 app.command()(worker.simulator)
+app.command()(serve.serve)
+app.command()(demo.demo)
 app.add_typer(tokens_app, name="tokens")
 
 

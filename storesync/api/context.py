@@ -1,0 +1,39 @@
+"""What the routes share: one :class:`ApiContext` per running app, built by its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Literal
+
+from storesync.api.auth import TokenAuthority
+from storesync.api.sse import StreamHub
+from storesync.metrics import Metrics
+from storesync.queue import JobQueue
+from storesync.settings import Settings
+from storesync.storage.engine import Database
+from storesync.stores import StoreDirectory
+
+
+@dataclass(slots=True)
+class ApiContext:
+    """The services of one app. Built once at start-up, never at import time."""
+
+    settings: Settings
+    database: Database
+    queue: JobQueue
+    stores: StoreDirectory
+    metrics: Metrics
+    tokens: TokenAuthority
+    streams: StreamHub
+    #: The embedded worker's task, or None when separate worker processes do the work.
+    worker_task: asyncio.Task[None] | None = None
+    embedded_worker: bool = False
+
+    @property
+    def worker_state(self) -> Literal["running", "stopped", "disabled"]:
+        if not self.embedded_worker:
+            return "disabled"
+        if self.worker_task is None or self.worker_task.done():
+            return "stopped"
+        return "running"

@@ -1,0 +1,98 @@
+"""Every error is JSON ``{"detail": "<one sentence>"}`` with a status that says whose fault.
+
+- 401: no token, or an unknown one (``WWW-Authenticate: Bearer``);
+- 404: an id that does not exist or belongs to another account (never 403: that would tell a
+  stranger the id exists);
+- 409: an action the job's state does not allow (cancel a finished job, retry a running one);
+- 400: a request body that cannot be decoded at all (FastAPI's own check);
+- 422: bad input (a malformed date, end before start, a period too long, an unknown time zone,
+  a body that does not match its schema), checked before anything is written;
+- 503: the database cannot be reached right now (``Retry-After``); anything else unexpected
+  is a 500 whose details go to the log, not to the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from storesync.api.schemas import ErrorOut
+from storesync.errors import InputError, InvalidStateError, NotFoundError
+from storesync.storage.engine import is_unavailable
+
+log = logging.getLogger(__name__)
+
+
+#: The ``responses=`` argument of FastAPI's route decorators.
+Responses = dict[int | str, dict[str, Any]]
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorOut, "description": description}
+
+
+UNAUTHORIZED: Responses = {401: _error("No bearer token, or an unknown one.")}
+NOT_FOUND: Responses = {404: _error("No such resource in the caller's account.")}
+CONFLICT: Responses = {409: _error("The job's current state does not allow this.")}
+INVALID: Responses = {422: _error("The input is invalid; the detail says what is wrong.")}
+#: For routes with a JSON body: one that cannot even be decoded is FastAPI's 400.
+UNREADABLE: Responses = {400: _error("The request body could not be decoded.")}
+#: What every authenticated route can answer besides success.
+API_ERRORS: Responses = {**UNAUTHORIZED, **INVALID}
+
+
+def _detail(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def describe_validation(exc: RequestValidationError) -> str:
+    """One readable sentence from pydantic's error list, e.g. ``query start: field required``."""
+    parts = []
+    for error in exc.errors():
+        location = [str(p) for p in error.get("loc", ())]
+        where = " ".join(location[:1]) + (" " + ".".join(location[1:]) if len(location) > 1 else "")
+        message = str(error.get("msg", "is invalid"))
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts) or "the request is invalid"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map storesync's exceptions and FastAPI's own errors to the JSON shape above."""
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        return _detail(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _detail(422, describe_validation(exc))
+
+    @app.exception_handler(InputError)
+    async def invalid_input(_request: Request, exc: InputError) -> JSONResponse:
+        return _detail(422, str(exc))
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(_request: Request, exc: NotFoundError) -> JSONResponse:
+        return _detail(404, str(exc))
+
+    @app.exception_handler(InvalidStateError)
+    async def conflict(_request: Request, exc: InvalidStateError) -> JSONResponse:
+        return _detail(409, str(exc))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_unavailable(exc):
+            log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+            return _detail(
+                503,
+                "the database is unavailable right now; try again shortly",
+                {"Retry-After": "2"},
+            )
+        # The message may hold internals (SQL, paths): log it, answer a plain sentence.
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _detail(500, "internal error; the server log has the details")
