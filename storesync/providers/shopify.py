@@ -105,9 +105,12 @@ class ShopifyClient:
         """
         start, end = period.utc_bounds(tz)
         search = created_between(start, end)
-        if mode == "bulk" or (mode == "auto" and await self._many_orders(search)):
+        expected = await self._expected_orders(search) if mode == "auto" else None
+        if mode == "bulk" or (
+            expected is not None and expected > self.settings.shopify_bulk_threshold
+        ):
             return await self._bulk_tally(period, tz, search)
-        return await self._tally(period, tz, self._paged_orders(search))
+        return await self._tally(period, tz, self._paged_orders(search, expected))
 
     async def shop_currency(self) -> str:
         """The shop's currency code (``shop { currencyCode }``)."""
@@ -127,21 +130,28 @@ class ShopifyClient:
         result = data.get("ordersCount") or {}
         return int(result.get("count") or 0), str(result.get("precision") or "EXACT")
 
-    async def _many_orders(self, search: str) -> bool:
-        threshold = self.settings.shopify_bulk_threshold
+    async def _expected_orders(self, search: str) -> int | None:
+        """Shopify's count of matching orders (up to just above the bulk threshold), or None
+        when this API version has no ``ordersCount``."""
         try:
-            count, _precision = await self._count(search, threshold + 1)
+            count, _precision = await self._count(search, self.settings.shopify_bulk_threshold + 1)
         except ShopifyGraphQLError:
-            # An API version without ordersCount: paging always works, if more slowly.
-            return False
-        return count > threshold
+            return None  # paging always works, if more slowly
+        return count
 
-    async def _paged_orders(self, search: str) -> AsyncIterator[dict[str, Any]]:
+    async def _paged_orders(
+        self, search: str, expected: int | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         after: str | None = None
+        # A page's requested cost grows with ``first``, and the bucket must hold all of it
+        # before the call: ask for no more orders than the count says exist (two spare for
+        # the inclusive boundaries); later pages, if orders arrived meanwhile, use full pages.
+        first = self.page_size if expected is None else max(1, min(self.page_size, expected + 2))
         while True:
             data = await self.api.query(
-                ORDERS_PAGE, {"first": self.page_size, "after": after, "query": search}
+                ORDERS_PAGE, {"first": first, "after": after, "query": search}
             )
+            first = self.page_size
             orders = data["orders"]
             for edge in orders.get("edges") or []:
                 yield edge["node"]
