@@ -148,6 +148,7 @@ def restart_postgres() -> None:
     )
 
 
+@pytest.mark.serial
 def test_postgres_restarted_while_workers_run_loses_no_job(
     env: dict[str, str], simulator: SimulatorProcess, tmp_path: Path
 ) -> None:
