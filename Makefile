@@ -13,7 +13,10 @@ check:
 
 bench:
 	scripts/setup-venv.sh dev,bench
-	.venv/bin/python benchmarks/run_all.py
+	scripts/start-postgres.sh
+	.venv/bin/python -m benchmarks.queue
+	.venv/bin/python -m benchmarks.sync
+	.venv/bin/python -m benchmarks.api
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .storesync
