@@ -1,0 +1,147 @@
+"""What the forms do: sync (the seed's "Sincronizar"), retry and cancel jobs, store settings.
+
+Every action needs the session's CSRF token (see :mod:`storesync.web.deps`). A plain form
+post is answered with a redirect back to a page; the page's script asks for JSON instead.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, Request, Response
+
+from storesync.api.reads import read_periods
+from storesync.cache import Freshness
+from storesync.errors import InputError, InvalidStateError, NotFoundError
+from storesync.periods import Period
+from storesync.queue import Job, JobStatus, Reason
+from storesync.web.deps import CheckedForm, Context, Posted, State, safe_next
+from storesync.web.picker import pick
+from storesync.web.routes.common import done, page, url
+
+router = APIRouter(include_in_schema=False)
+
+
+def _job_json(job: Job) -> dict[str, object]:
+    return {"id": job.id, "status": job.status.value, "store_id": job.store_id}
+
+
+@router.post("/stores/{store_id}/sync")
+async def sync(store_id: int, request: Request, posted: CheckedForm, ctx: Context) -> Response:
+    """Cache first: fresh figures need no job. Otherwise queue one (or get the one waiting);
+    ``force`` queues a refresh whatever the cache holds."""
+    account = posted.visitor.account
+    try:
+        store = await ctx.stores.get(store_id, account_id=account.id)
+    except NotFoundError:
+        return done(request, "/stores", {"detail": f"store {store_id} does not exist"}, 404)
+    try:
+        picked = pick(
+            posted.get("period") or None,
+            posted.get("start") or None,
+            posted.get("end") or None,
+            timezone=store.timezone,
+            max_days=ctx.settings.max_period_days,
+        )
+    except InputError as exc:
+        return done(request, f"/stores/{store_id}", {"detail": str(exc)}, 422)
+    period: Period = picked.period
+    force = posted.get("force") in ("1", "true", "on")
+    if not force:
+        cached = (await read_periods(ctx.database, store.id, [period]))[period]
+        if cached.freshness(datetime.now(UTC), needs_klaviyo=store.has_klaviyo) is Freshness.FRESH:
+            return done(
+                request,
+                url(f"/stores/{store_id}", {**picked.query(), "notice": "fresh"}),
+                {"state": "fresh", "job": None},
+            )
+    enqueued = await ctx.queue.enqueue(
+        store.id, period.start, period.end, reason=Reason.USER, force=force
+    )
+    return done(
+        request,
+        url(f"/stores/{store_id}", {**picked.query(), "notice": "queued"}),
+        {"state": "queued", "created": enqueued.created, "job": _job_json(enqueued.job)},
+        202,
+    )
+
+
+async def _owned_job(posted: Posted, ctx: Context, job_id: int) -> Job | None:
+    try:
+        job = await ctx.queue.get(job_id)
+        await ctx.stores.get(job.store_id, account_id=posted.visitor.account.id)
+    except NotFoundError:
+        return None
+    return job
+
+
+@router.post("/jobs/{job_id}/retry")
+async def retry(job_id: int, request: Request, posted: CheckedForm, ctx: Context) -> Response:
+    back = safe_next(posted.get("next") or f"/jobs/{job_id}")
+    job = await _owned_job(posted, ctx, job_id)
+    if job is None:
+        return done(request, back, {"detail": f"job {job_id} does not exist"}, 404)
+    try:
+        again = await ctx.queue.retry(job.id)
+    except InvalidStateError as exc:
+        return done(request, back, {"detail": str(exc)}, 409)
+    return done(request, back, {"job": _job_json(again)})
+
+
+@router.post("/jobs/{job_id}/cancel")
+async def cancel(job_id: int, request: Request, posted: CheckedForm, ctx: Context) -> Response:
+    back = safe_next(posted.get("next") or f"/jobs/{job_id}")
+    job = await _owned_job(posted, ctx, job_id)
+    if job is None:
+        return done(request, back, {"detail": f"job {job_id} does not exist"}, 404)
+    try:
+        stopped = await ctx.queue.cancel(job.id)
+    except InvalidStateError as exc:
+        return done(request, back, {"detail": str(exc)}, 409)
+    return done(request, back, {"job": _job_json(stopped)})
+
+
+@router.post("/stores/{store_id}/settings")
+async def save_settings(
+    store_id: int, request: Request, posted: CheckedForm, state: State, ctx: Context
+) -> Response:
+    """Change a store's name, time zone or credentials (blank credential fields keep theirs)."""
+    account = posted.visitor.account
+    try:
+        store = await ctx.stores.get(store_id, account_id=account.id)
+    except NotFoundError:
+        return done(request, "/stores", {"detail": f"store {store_id} does not exist"}, 404)
+    changes = {
+        "name": posted.get("name") or None,
+        "timezone": posted.get("timezone") or None,
+        "shopify_token": posted.get("shopify_token") or None,
+        "klaviyo_key": posted.get("klaviyo_key") or None,
+    }
+    try:
+        await ctx.stores.update(store.id, account_id=account.id, **changes)
+    except InputError as exc:
+        return await page(
+            request,
+            state,
+            ctx,
+            posted.visitor,
+            "store_settings.html",
+            {"store": store, "error": str(exc), "notice": None},
+            status_code=422,
+        )
+    if changes["shopify_token"] or changes["klaviyo_key"]:
+        await _retry_recent_failures(ctx, store.id)
+    return done(request, f"/stores/{store_id}/settings?notice=saved", {"saved": True})
+
+
+async def _retry_recent_failures(ctx: Context, store_id: int) -> None:
+    """New credentials: the failures of the last day are worth another try at once."""
+    failed = await ctx.queue.list_jobs(status=JobStatus.FAILED, store_id=store_id, limit=20)
+    since = datetime.now(UTC) - timedelta(days=1)
+    for job in failed:
+        if job.completed_at is None or job.completed_at < since:
+            continue
+        try:
+            await ctx.queue.retry(job.id)
+        except InvalidStateError:
+            continue  # a newer job of the same period is already waiting
