@@ -89,11 +89,11 @@ async def test_sse_client_hears_the_completion_of_another_process(
         assert health["worker"] == "disabled"
 
 
+# SQLite events never leave the process: there is no connection to lose.
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 async def test_streams_are_told_to_resync_after_the_database_connection_is_lost(
-    deployment: Deployment, backend: str
+    deployment: Deployment,
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("SQLite events never leave the process: there is no connection to lose")
     url = deployment.serve(worker=False)
     store = deployment.add_store(SHOP)
     token = deployment.token("default")
