@@ -33,7 +33,7 @@ from storesync.periods import Period
 from storesync.providers.events import ProviderEvent, ProviderEvents, emit
 from storesync.providers.figures import KlaviyoFigures, MessageStats, money
 from storesync.providers.http import RetryPolicy
-from storesync.providers.klaviyo_api import PROVIDER, KlaviyoAPI
+from storesync.providers.klaviyo_api import PROVIDER, KlaviyoAPI, account_cache_key
 from storesync.providers.klaviyo_budget import ReportBudget
 from storesync.providers.klaviyo_pacing import KlaviyoRateLimits
 from storesync.providers.provider_cache import KeyValueCache
@@ -122,7 +122,7 @@ class KlaviyoClient:
         """The Klaviyo account the key belongs to (cached by the key's fingerprint)."""
         if self.api.account_id:
             return self.api.account_id
-        key = f"klaviyo:{self.api.fingerprint}:account"
+        key = account_cache_key(self.api.fingerprint)
         cached = await self.cache.get(key)
         if cached and cached.get("id"):
             account = str(cached["id"])

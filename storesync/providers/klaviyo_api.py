@@ -80,6 +80,17 @@ def status_error(response: httpx.Response, path: str) -> PermanentError | None:
     return None
 
 
+def key_fingerprint(private_key: str) -> str:
+    """A stable, non-reversible name for a private key (for pacing and caches, never logs of
+    the key itself)."""
+    return "key:" + hashlib.sha256(private_key.encode()).hexdigest()[:16]
+
+
+def account_cache_key(fingerprint: str) -> str:
+    """The provider-cache key under which a key's Klaviyo account id is kept."""
+    return f"klaviyo:{fingerprint}:account"
+
+
 class KlaviyoAPI:
     """Paced, error-mapped calls with one private key."""
 
@@ -108,7 +119,7 @@ class KlaviyoAPI:
         self.max_throttle_seconds = max_throttle_seconds
         # The account's limits are shared by all its keys, but the account is only known after
         # the first call: until then, pace by a fingerprint of the key (never the key itself).
-        self.fingerprint = "key:" + hashlib.sha256(private_key.encode()).hexdigest()[:16]
+        self.fingerprint = key_fingerprint(private_key)
         self.account_id: str | None = None
         self.calls = 0
         self.throttled = 0

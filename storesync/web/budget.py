@@ -8,22 +8,12 @@ whole daily budget is shown.
 
 from __future__ import annotations
 
-import hashlib
-
+from storesync.providers.klaviyo_api import account_cache_key, key_fingerprint
 from storesync.providers.klaviyo_budget import ReportBudget
 from storesync.providers.provider_cache import ProviderCache
 from storesync.settings import Settings
 from storesync.storage.engine import Database
 from storesync.stores import StoreDirectory, StoreInfo
-
-
-def key_fingerprint(private_key: str) -> str:
-    """The fingerprint the Klaviyo connector files a key's account under.
-
-    It must equal ``KlaviyoAPI.fingerprint`` (storesync.providers.klaviyo_api); the browser
-    tests check the budget shown drops after a sync, which fails if the two drift apart.
-    """
-    return "key:" + hashlib.sha256(private_key.encode()).hexdigest()[:16]
 
 
 async def budget_left(
@@ -36,7 +26,7 @@ async def budget_left(
     if credentials.klaviyo_key is None:
         return None
     cached = await ProviderCache(database).get(
-        f"klaviyo:{key_fingerprint(credentials.klaviyo_key)}:account"
+        account_cache_key(key_fingerprint(credentials.klaviyo_key))
     )
     budget = ReportBudget(database, daily_limit=settings.klaviyo_daily_report_budget)
     if not cached or not cached.get("id"):
