@@ -29,7 +29,6 @@ from storesync.queue import JobQueue
 from storesync.settings import Settings
 from storesync.storage import connect, migrate
 from storesync.storage.crypto import SecretBox
-from storesync.storage.engine import async_url
 from storesync.storage.events import EVENTS_CHANNEL
 from storesync.storage.listen import Listener
 from storesync.stores import StoreDirectory
@@ -82,7 +81,7 @@ async def _start(
     settings: Settings, stack: AsyncExitStack, *, embedded_worker: bool, scheduler: bool
 ) -> ApiContext:
     """Connect, migrate and start the background parts; ``stack`` undoes it all in reverse."""
-    database = connect(settings, **_engine_options(settings))
+    database = connect(settings)
     stack.push_async_callback(database.dispose)
     await migrate(database)
     metrics = Metrics()
@@ -119,16 +118,6 @@ async def _start(
         context.worker_task.add_done_callback(_report_worker_end)
         stack.push_async_callback(_stop_worker, worker, context.worker_task)
     return context
-
-
-def _engine_options(settings: Settings) -> dict[str, object]:
-    # On PostgreSQL, ping a pooled connection before use: after a failover or a restart the
-    # pool holds dead connections, and without the ping the next request on each would fail
-    # (workers retry such errors themselves; an HTTP caller would get a 503). SQLite files
-    # cannot go away under a connection, so there the ping would only cost time.
-    if async_url(settings.resolved_database_url).get_backend_name() == "postgresql":
-        return {"pool_pre_ping": True}
-    return {}
 
 
 def _report_worker_end(task: asyncio.Task[None]) -> None:

@@ -120,15 +120,18 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 def connect(settings: Settings, **engine_options: Any) -> Database:
     """Create the :class:`Database` the settings point at (the data directory is created)."""
     url = async_url(settings.resolved_database_url)
-    # No pre-ping: it costs a round trip per transaction; a connection found dead is
-    # invalidated by SQLAlchemy and callers retry (see is_unavailable).
     options: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         options["connect_args"] = {"timeout": 30}
-    elif "poolclass" not in engine_options:
-        options.update(pool_size=10, max_overflow=10)
+    else:
+        # Ping a pooled connection at checkout: after a restart or failover the pool holds
+        # dead connections, and the first use of each would fail (and can leave the driver
+        # in a bad state). SQLite files cannot go away under a connection: no ping there.
+        options["pool_pre_ping"] = True
+        if "poolclass" not in engine_options:
+            options.update(pool_size=10, max_overflow=10)
     options.update(engine_options)
     engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
@@ -142,7 +145,22 @@ _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300", "3D000")
 
 def is_unavailable(exc: BaseException) -> bool:
     """True when ``exc`` means the database cannot be reached now (worth waiting for),
-    as opposed to a mistake in a statement (worth a loud failure)."""
+    as opposed to a mistake in a statement (worth a loud failure).
+
+    The whole chain of causes counts: a lost connection can surface as a secondary error
+    raised while the driver cleans up after it.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _unavailable(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _unavailable(exc: BaseException) -> bool:
     if isinstance(exc, (OSError, ConnectionError, TimeoutError)):
         return True
     if isinstance(exc, (OperationalError, InterfaceError)):
