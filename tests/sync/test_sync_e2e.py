@@ -4,11 +4,15 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
+from storesync.queue import JobQueue
+from storesync.settings import Settings
+from storesync.storage import connect
 from tests.cli.helpers import as_json, last_line, storesync
 from tests.harness import SimulatorProcess, read_job, start_worker, stop, wait_for
 from tests.sync.conftest import add_stores
@@ -192,3 +196,35 @@ def test_a_rejected_token_fails_at_once_and_keeps_the_klaviyo_data(
     assert [r["data_type"] for r in rows] == ["klaviyo"]
     graphql_calls = simulator.requests(provider="shopify", account=shop)
     assert [c["status"] for c in graphql_calls] == [401]  # no retries of a permanent error
+
+
+def test_a_running_job_is_cancelled_by_its_worker(
+    env: dict[str, str], simulator: SimulatorProcess, tmp_path: Path
+) -> None:
+    simulator.post("/_sim/config", {"latency": {"fixed_ms": 200}})
+    env = {**env, "STORESYNC_SYNC_CHUNK_DAYS": "7", "STORESYNC_LEASE_SECONDS": "1.5"}
+    ids = add_stores(env, simulator, via_cli=False)
+    store_id = next(iter(ids.values()))
+    job_id = int(last_line(storesync(env, "sync", str(store_id), "--start", "2026-04-01",
+                                     "--end", "2026-06-30")))  # fmt: skip
+    worker = start_worker(env, "--no-scheduler", log=tmp_path / "worker.log")
+    try:
+        wait_for(lambda: job_of(env, job_id)["status"] == "processing", timeout=60, what="start")
+        asyncio.run(_cancel(env["STORESYNC_DATABASE_URL"], job_id))
+        wait_for(lambda: job_of(env, job_id)["status"] == "cancelled", timeout=30, what="cancel")
+    finally:
+        assert stop(worker) == 0
+    kinds = [e["kind"] for e in as_json(storesync(env, "logs", str(job_id), "--json"))]
+    assert kinds[-2:] == ["cancel", "cancelled"] or kinds[-1] == "cancelled"
+    assert "completed" not in kinds
+    assert as_json(storesync(env, "cache", "list", "--json")) == []
+
+
+async def _cancel(db_url: str, job_id: int) -> None:
+    settings = Settings(database_url=db_url)
+    database = connect(settings)
+    try:
+        job = await JobQueue(database, settings).cancel(job_id)
+        assert job.cancel_requested and job.status.value == "processing"
+    finally:
+        await database.dispose()
