@@ -165,24 +165,18 @@ class JobQueue:
             JOBS.c.period_end == period.end,
             JOBS.c.status.in_([s.value for s in ACTIVE]),
         )
-        row = (
-            (
-                await conn.execute(
-                    update(JOBS)
-                    .where(active)
-                    .values(
-                        priority=func.max(JOBS.c.priority, priority)
-                        if self.database.is_sqlite
-                        else func.greatest(JOBS.c.priority, priority),
-                        force=True if force else JOBS.c.force,
-                    )
-                    .returning(*JOBS.c)
-                )
-            )
-            .mappings()
-            .first()
+        row = await _update(
+            conn,
+            update(JOBS)
+            .where(active)
+            .values(
+                priority=func.max(JOBS.c.priority, priority)
+                if self.database.is_sqlite
+                else func.greatest(JOBS.c.priority, priority),
+                force=True if force else JOBS.c.force,
+            ),
         )
-        return Job.from_row(row) if row is not None else None
+        return row
 
     # -- claim -----------------------------------------------------------------------------
 
@@ -206,27 +200,21 @@ class JobQueue:
                 return []
             ids = self._choose(now, min(limit, free), only)
             lease_until = now + timedelta(seconds=self.settings.lease_seconds)
-            rows = (
-                (
-                    await conn.execute(
-                        update(JOBS)
-                        # Re-checked on the row's newest version: a job cancelled after the
-                        # choice was made is left alone.
-                        .where(JOBS.c.id.in_(ids), JOBS.c.status == JobStatus.QUEUED.value)
-                        .values(
-                            status=JobStatus.PROCESSING.value,
-                            started_at=now,
-                            heartbeat_at=now,
-                            lease_expires_at=lease_until,
-                            worker_id=worker_id,
-                        )
-                        .returning(*JOBS.c)
-                    )
-                )
-                .mappings()
-                .all()
+            rows = await _update_all(
+                conn,
+                update(JOBS)
+                # Re-checked on the row's newest version: a job cancelled after the
+                # choice was made is left alone.
+                .where(JOBS.c.id.in_(ids), JOBS.c.status == JobStatus.QUEUED.value)
+                .values(
+                    status=JobStatus.PROCESSING.value,
+                    started_at=now,
+                    heartbeat_at=now,
+                    lease_expires_at=lease_until,
+                    worker_id=worker_id,
+                ),
             )
-            jobs = sorted((Job.from_row(r) for r in rows), key=self._rank_key(now))
+            jobs = sorted(rows, key=self._rank_key(now))
             if jobs:
                 await _record(conn, [j.id for j in jobs], now, "claimed", f"claimed by {worker_id}")
                 await _announce(conn, "job.started", jobs)
@@ -300,11 +288,7 @@ class JobQueue:
         async with self.database.transaction() as conn:
             rows = await conn.execute(
                 update(JOBS)
-                .where(
-                    JOBS.c.id.in_(list(job_ids)),
-                    JOBS.c.worker_id == worker_id,
-                    JOBS.c.status == JobStatus.PROCESSING.value,
-                )
+                .where(self._owned_any(job_ids, worker_id))
                 .values(
                     heartbeat_at=now,
                     lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
@@ -334,7 +318,8 @@ class JobQueue:
             f"or the job ran past the {self.settings.job_timeout_seconds:g} s timeout"
         )
         async with self.database.transaction(immediate=True) as conn:
-            failed = await conn.execute(
+            failed_jobs = await _update_all(
+                conn,
                 update(JOBS)
                 .where(lapsed, exhausted)
                 .values(
@@ -343,12 +328,11 @@ class JobQueue:
                     completed_at=now,
                     lease_expires_at=None,
                     error_message=f"gave up after {self.settings.max_attempts} attempts: {reason}",
-                )
-                .returning(*JOBS.c)
+                ),
             )
-            failed_jobs = [Job.from_row(r) for r in failed.mappings()]
             failed_ids = tuple(sorted(j.id for j in failed_jobs))
-            requeued = await conn.execute(
+            requeued_jobs = await _update_all(
+                conn,
                 update(JOBS)
                 .where(lapsed)
                 .values(
@@ -360,10 +344,8 @@ class JobQueue:
                     lease_expires_at=None,
                     worker_id=None,
                     error_message=reason,
-                )
-                .returning(*JOBS.c)
+                ),
             )
-            requeued_jobs = [Job.from_row(r) for r in requeued.mappings()]
             requeued_ids = tuple(sorted(j.id for j in requeued_jobs))
             await _record(conn, failed_ids, now, "failed", reason)
             await _record(conn, requeued_ids, now, "rescued", reason)
@@ -395,21 +377,13 @@ class JobQueue:
             }
             if progress is not None:
                 values["progress"] = progress
-            row = (
-                (
-                    await conn.execute(
-                        update(JOBS)
-                        .where(self._owned(job_id, worker_id))
-                        .values(values)
-                        .returning(*JOBS.c)
-                    )
-                )
-                .mappings()
-                .first()
+            row = await _update(
+                conn,
+                update(JOBS).where(self._owned(job_id, worker_id)).values(values),
             )
             if row is None:
                 raise LostJobError(f"job {job_id} is no longer held by worker {worker_id}")
-            job = Job.from_row(row)
+            job = row
             if write_results is not None:
                 await write_results(conn)
                 await _announce(conn, "cache.updated", [job])
@@ -423,22 +397,17 @@ class JobQueue:
             return []
         now = self.clock()
         async with self.database.transaction() as conn:
-            rows = await conn.execute(
+            jobs = await _update_all(
+                conn,
                 update(JOBS)
-                .where(
-                    JOBS.c.id.in_(list(job_ids)),
-                    JOBS.c.worker_id == worker_id,
-                    JOBS.c.status == JobStatus.PROCESSING.value,
-                )
+                .where(self._owned_any(job_ids, worker_id))
                 .values(
                     status=JobStatus.COMPLETED.value,
                     completed_at=now,
                     lease_expires_at=None,
                     error_message=None,
-                )
-                .returning(*JOBS.c)
+                ),
             )
-            jobs = [Job.from_row(r) for r in rows.mappings()]
             await _record(conn, [j.id for j in jobs], now, "completed", "completed")
             await _announce(conn, "job.completed", jobs)
             return [j.id for j in jobs]
@@ -492,24 +461,16 @@ class JobQueue:
                     "error_message": message,
                 }
                 kind, note = "failed", message
-            row = (
-                (
-                    await conn.execute(
-                        update(JOBS)
-                        # Still ours? A rescue may have taken it back since we read it.
-                        .where(
-                            self._owned(job_id, worker_id), JOBS.c.retry_count == job.retry_count
-                        )
-                        .values(values)
-                        .returning(*JOBS.c)
-                    )
-                )
-                .mappings()
-                .first()
+            row = await _update(
+                conn,
+                update(JOBS)
+                # Still ours? A rescue may have taken it back since we read it.
+                .where(self._owned(job_id, worker_id), JOBS.c.retry_count == job.retry_count)
+                .values(values),
             )
             if row is None:
                 raise LostJobError(f"job {job_id} is no longer held by worker {worker_id}")
-            failed_job = Job.from_row(row)
+            failed_job = row
             if write_results is not None:
                 await write_results(conn)
                 await _announce(conn, "cache.updated", [failed_job])
@@ -534,13 +495,10 @@ class JobQueue:
             return []
         now = self.clock()
         async with self.database.transaction() as conn:
-            rows = await conn.execute(
+            released_jobs = await _update_all(
+                conn,
                 update(JOBS)
-                .where(
-                    JOBS.c.id.in_(list(job_ids)),
-                    JOBS.c.worker_id == worker_id,
-                    JOBS.c.status == JobStatus.PROCESSING.value,
-                )
+                .where(self._owned_any(job_ids, worker_id))
                 .values(
                     status=JobStatus.QUEUED.value,
                     run_after=now,
@@ -548,10 +506,8 @@ class JobQueue:
                     heartbeat_at=None,
                     lease_expires_at=None,
                     worker_id=None,
-                )
-                .returning(*JOBS.c)
+                ),
             )
-            released_jobs = [Job.from_row(r) for r in rows.mappings()]
             released = [j.id for j in released_jobs]
             await _record(conn, released, now, "released", note)
             await _announce(conn, "job.queued", released_jobs)
@@ -560,21 +516,20 @@ class JobQueue:
     async def set_progress(self, job_id: int, worker_id: str, progress: dict[str, Any]) -> None:
         """Store the job's progress (and checkpoint); raises :class:`LostJobError` if not owned."""
         async with self.database.transaction() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        update(JOBS)
-                        .where(self._owned(job_id, worker_id))
-                        .values(progress=progress)
-                        .returning(*JOBS.c)
-                    )
-                )
-                .mappings()
-                .first()
+            row = await _update(
+                conn,
+                update(JOBS).where(self._owned(job_id, worker_id)).values(progress=progress),
             )
             if row is None:
                 raise LostJobError(f"job {job_id} is no longer held by worker {worker_id}")
-            await _announce(conn, "job.progress", [Job.from_row(row)])
+            await _announce(conn, "job.progress", [row])
+
+    def _owned_any(self, job_ids: Sequence[int], worker_id: str) -> Any:
+        return and_(
+            JOBS.c.id.in_(list(job_ids)),
+            JOBS.c.worker_id == worker_id,
+            JOBS.c.status == JobStatus.PROCESSING.value,
+        )
 
     def _owned(self, job_id: int, worker_id: str) -> Any:
         return and_(
@@ -614,17 +569,10 @@ class JobQueue:
                     f"job {job_id} is already {job.status.value}; "
                     "only queued or processing jobs can be cancelled"
                 )
-            row = (
-                (
-                    await conn.execute(
-                        update(JOBS).where(JOBS.c.id == job_id).values(values).returning(*JOBS.c)
-                    )
-                )
-                .mappings()
-                .one()
-            )
+            row = await _update(conn, update(JOBS).where(JOBS.c.id == job_id).values(values))
             await _record(conn, [job_id], now, "cancel", note)
-            changed = Job.from_row(row)
+            assert row is not None  # locked above: it cannot have gone
+            changed = row
             await _announce(conn, f"job.{changed.status.value}", [changed])
             return changed
 
@@ -632,27 +580,21 @@ class JobQueue:
         """The worker stopped a job whose cancellation was requested."""
         now = self.clock()
         async with self.database.transaction() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        update(JOBS)
-                        .where(self._owned(job_id, worker_id))
-                        .values(
-                            status=JobStatus.CANCELLED.value,
-                            completed_at=now,
-                            lease_expires_at=None,
-                            error_message="cancelled while running",
-                        )
-                        .returning(*JOBS.c)
-                    )
-                )
-                .mappings()
-                .first()
+            row = await _update(
+                conn,
+                update(JOBS)
+                .where(self._owned(job_id, worker_id))
+                .values(
+                    status=JobStatus.CANCELLED.value,
+                    completed_at=now,
+                    lease_expires_at=None,
+                    error_message="cancelled while running",
+                ),
             )
             if row is None:
                 raise LostJobError(f"job {job_id} is no longer held by worker {worker_id}")
             await _record(conn, [job_id], now, "cancelled", "cancelled while running")
-            stopped = Job.from_row(row)
+            stopped = row
             await _announce(conn, "job.cancelled", [stopped])
             return stopped
 
@@ -679,30 +621,25 @@ class JobQueue:
                     f"job {twin} already syncs store {job.store_id} for {job.period}; "
                     "follow that one instead"
                 )
-            row = (
-                (
-                    await conn.execute(
-                        update(JOBS)
-                        .where(JOBS.c.id == job_id)
-                        .values(
-                            status=JobStatus.QUEUED.value,
-                            retry_count=0,
-                            run_after=now,
-                            queued_at=now,
-                            started_at=None,
-                            completed_at=None,
-                            worker_id=None,
-                            cancel_requested=False,
-                            error_message=None,
-                        )
-                        .returning(*JOBS.c)
-                    )
-                )
-                .mappings()
-                .one()
+            row = await _update(
+                conn,
+                update(JOBS)
+                .where(JOBS.c.id == job_id)
+                .values(
+                    status=JobStatus.QUEUED.value,
+                    retry_count=0,
+                    run_after=now,
+                    queued_at=now,
+                    started_at=None,
+                    completed_at=None,
+                    worker_id=None,
+                    cancel_requested=False,
+                    error_message=None,
+                ),
             )
             await _record(conn, [job_id], now, "queued", "queued again by retry")
-            again = Job.from_row(row)
+            assert row is not None  # locked above: it cannot have gone
+            again = row
             await _announce(conn, "job.queued", [again])
             return again
 
@@ -788,6 +725,18 @@ class JobQueue:
         """Append one line to a job's event log."""
         async with self.database.transaction() as conn:
             await _record(conn, [job_id], self.clock(), kind, message, data)
+
+
+async def _update(conn: AsyncConnection, statement: Any) -> Job | None:
+    """Run an ``UPDATE sync_queue`` and return the (first) changed job, or None."""
+    jobs = await _update_all(conn, statement)
+    return jobs[0] if jobs else None
+
+
+async def _update_all(conn: AsyncConnection, statement: Any) -> list[Job]:
+    """Run an ``UPDATE sync_queue`` and return every changed job."""
+    result = await conn.execute(statement.returning(*JOBS.c))
+    return [Job.from_row(r) for r in result.mappings()]
 
 
 async def _record(
