@@ -131,3 +131,5 @@ class RescueReport:
 
     requeued: tuple[int, ...]
     failed: tuple[int, ...]
+    #: Jobs whose cancellation had been requested: they are cancelled, not requeued.
+    cancelled: tuple[int, ...] = ()

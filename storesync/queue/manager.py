@@ -331,6 +331,19 @@ class JobQueue:
                 ),
             )
             failed_ids = tuple(sorted(j.id for j in failed_jobs))
+            cancelled_jobs = await _update_all(
+                conn,
+                update(JOBS)
+                .where(lapsed, JOBS.c.cancel_requested)
+                .values(
+                    status=JobStatus.CANCELLED.value,
+                    retry_count=JOBS.c.retry_count + 1,
+                    completed_at=now,
+                    lease_expires_at=None,
+                    error_message=f"cancelled: {reason}",
+                ),
+            )
+            cancelled_ids = tuple(sorted(j.id for j in cancelled_jobs))
             requeued_jobs = await _update_all(
                 conn,
                 update(JOBS)
@@ -349,9 +362,11 @@ class JobQueue:
             requeued_ids = tuple(sorted(j.id for j in requeued_jobs))
             await _record(conn, failed_ids, now, "failed", reason)
             await _record(conn, requeued_ids, now, "rescued", reason)
+            await _record(conn, cancelled_ids, now, "cancelled", f"cancelled: {reason}")
+            await _announce(conn, "job.cancelled", cancelled_jobs)
             await _announce(conn, "job.failed", failed_jobs)
             await _announce(conn, "job.queued", requeued_jobs)
-        return RescueReport(requeued=requeued_ids, failed=failed_ids)
+        return RescueReport(requeued=requeued_ids, failed=failed_ids, cancelled=cancelled_ids)
 
     # -- finishing -------------------------------------------------------------------------
 
@@ -437,9 +452,20 @@ class JobQueue:
         async with self.database.transaction() as conn:
             job = await self._owned_job(conn, job_id, worker_id)
             attempts = job.retry_count + (1 if count_attempt else 0)
-            if retryable and attempts < self.settings.max_attempts:
+            values: dict[str, Any]
+            if retryable and attempts < self.settings.max_attempts and job.cancel_requested:
+                # Someone asked to cancel it: never put it back in the queue.
+                values = {
+                    "status": JobStatus.CANCELLED.value,
+                    "retry_count": attempts,
+                    "completed_at": now,
+                    "lease_expires_at": None,
+                    "error_message": f"cancelled after a failed attempt: {message}",
+                }
+                kind, note = "cancelled", values["error_message"]
+            elif retryable and attempts < self.settings.max_attempts:
                 delay = self._backoff(attempts, retry_after, retry_at, now)
-                values: dict[str, Any] = {
+                values = {
                     "status": JobStatus.QUEUED.value,
                     "retry_count": attempts,
                     "run_after": now + timedelta(seconds=delay),
@@ -490,15 +516,31 @@ class JobQueue:
         return float(capped * self._rng.uniform(0.5, 1.5))
 
     async def release(self, worker_id: str, job_ids: Sequence[int], note: str) -> list[int]:
-        """Hand jobs back to the queue without counting an attempt (a graceful shutdown)."""
+        """Hand jobs back to the queue without counting an attempt (a graceful shutdown).
+
+        A job whose cancellation was requested is cancelled instead. Returns the ids of the
+        jobs that left the worker.
+        """
         if not job_ids:
             return []
         now = self.clock()
+        owned = self._owned_any(job_ids, worker_id)
         async with self.database.transaction() as conn:
-            released_jobs = await _update_all(
+            cancelled = await _update_all(
                 conn,
                 update(JOBS)
-                .where(self._owned_any(job_ids, worker_id))
+                .where(owned, JOBS.c.cancel_requested)
+                .values(
+                    status=JobStatus.CANCELLED.value,
+                    completed_at=now,
+                    lease_expires_at=None,
+                    error_message="cancelled while running",
+                ),
+            )
+            released = await _update_all(
+                conn,
+                update(JOBS)
+                .where(owned)
                 .values(
                     status=JobStatus.QUEUED.value,
                     run_after=now,
@@ -508,10 +550,13 @@ class JobQueue:
                     worker_id=None,
                 ),
             )
-            released = [j.id for j in released_jobs]
-            await _record(conn, released, now, "released", note)
-            await _announce(conn, "job.queued", released_jobs)
-            return released
+            await _record(
+                conn, [j.id for j in cancelled], now, "cancelled", "cancelled while running"
+            )
+            await _record(conn, [j.id for j in released], now, "released", note)
+            await _announce(conn, "job.cancelled", cancelled)
+            await _announce(conn, "job.queued", released)
+            return [j.id for j in (*cancelled, *released)]
 
     async def set_progress(self, job_id: int, worker_id: str, progress: dict[str, Any]) -> None:
         """Store the job's progress (and checkpoint); raises :class:`LostJobError` if not owned."""

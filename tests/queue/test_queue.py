@@ -485,3 +485,27 @@ async def test_stats_view_counts_and_durations(
     assert row["failure_rate_24h"] == pytest.approx(0.5)
     assert row["oldest_queued_seconds"] is not None and row["oldest_queued_seconds"] >= 0
     assert row["avg_duration_seconds_24h"] is not None and row["avg_duration_seconds_24h"] >= 0
+
+
+async def test_a_job_asked_to_cancel_is_never_requeued(
+    queue: JobQueue, stores: StoreDirectory, clock: FakeClock
+) -> None:
+    a, b, c = [await add_store(stores, n) for n in (1, 2, 3)]
+    for store in (a, b, c):
+        await queue.enqueue(store, *JAN)
+    by_failure, by_release, by_rescue = await queue.claim("w1", limit=3)
+    for job in (by_failure, by_release, by_rescue):
+        await queue.cancel(job.id)
+
+    failed = await queue.fail(by_failure.id, "w1", "Shopify answered 503", retryable=True)
+    assert failed.status is JobStatus.CANCELLED
+    assert failed.error_message == "cancelled after a failed attempt: Shopify answered 503"
+
+    assert await queue.release("w1", [by_release.id], "worker stopping") == [by_release.id]
+    assert (await queue.get(by_release.id)).status is JobStatus.CANCELLED
+
+    clock.advance(31)
+    report = await queue.rescue()
+    assert (report.cancelled, report.requeued) == ((by_rescue.id,), ())
+    assert (await queue.get(by_rescue.id)).status is JobStatus.CANCELLED
+    assert await queue.claim("w2", limit=3) == []

@@ -298,18 +298,21 @@ class JobLifeCycle(RuleBasedStateMachine):
             )
         ]
         exhausted = {j.id for j in lapsed if j.retry_count + 1 >= self.settings.max_attempts}
+        # A job whose cancellation was requested is cancelled, never requeued.
+        cancelled = {j.id for j in lapsed if j.cancel_requested} - exhausted
         report = self.run(self.queue.rescue())
         assert set(report.failed) == exhausted
-        assert set(report.requeued) == {j.id for j in lapsed} - exhausted
+        assert set(report.cancelled) == cancelled
+        assert set(report.requeued) == {j.id for j in lapsed} - exhausted - cancelled
         for job in lapsed:
             job.retry_count += 1
-            job.has_error = True
             if job.id in exhausted:
-                job.status = JobStatus.FAILED
-                job.completed_at = self.now
-                job.lease_expires_at = None
+                self._finish(job, JobStatus.FAILED, error=True)
+            elif job.id in cancelled:
+                self._finish(job, JobStatus.CANCELLED, error=True)
             else:
                 job.requeue(self.now)
+                job.has_error = True
 
     # The rules a worker drives draw their arguments inside: Hypothesis tries rules with fewer
     # arguments first and most often, and these should not come last.
@@ -348,7 +351,10 @@ class JobLifeCycle(RuleBasedStateMachine):
         )
         attempts = job.retry_count + (1 if count_attempt else 0)
         job.retry_count = attempts
-        if retryable and attempts < self.settings.max_attempts:
+        if retryable and attempts < self.settings.max_attempts and job.cancel_requested:
+            assert result.status is JobStatus.CANCELLED
+            self._finish(job, JobStatus.CANCELLED, error=True)
+        elif retryable and attempts < self.settings.max_attempts:
             delay = (result.run_after - self.now).total_seconds()
             if retry_after is not None:
                 assert delay == retry_after
@@ -440,7 +446,11 @@ class JobLifeCycle(RuleBasedStateMachine):
         released = self.run(self.queue.release(worker, ids, "worker shutting down"))
         assert set(released) == owned
         for job_id in owned:
-            self.jobs[job_id].requeue(self.now)
+            job = self.jobs[job_id]
+            if job.cancel_requested:
+                self._finish(job, JobStatus.CANCELLED, error=True)
+            else:
+                job.requeue(self.now)
 
     def _finish(self, job: ModelJob, status: JobStatus, *, error: bool) -> None:
         job.status = status
