@@ -141,16 +141,25 @@ class Cache:
         self.database = database
 
     async def get(self, store_id: int, period: Period) -> CachedPeriod:
+        """What the cache holds for one store and period (empty when nothing)."""
+        return (await self.get_many(store_id, [period]))[period]
+
+    async def get_many(self, store_id: int, periods: list[Period]) -> dict[Period, CachedPeriod]:
+        """What the cache holds for each of ``periods`` of one store, in one query."""
+        condition = and_(
+            CACHE.c.store_id == store_id,
+            or_(
+                *(
+                    and_(CACHE.c.period_start == p.start, CACHE.c.period_end == p.end)
+                    for p in periods
+                )
+            ),
+        )
+        found: dict[Period, dict[str, CacheRow]] = {p: {} for p in periods}
         async with self.database.read() as conn:
-            rows = await self._rows(
-                conn,
-                and_(
-                    CACHE.c.store_id == store_id,
-                    CACHE.c.period_start == period.start,
-                    CACHE.c.period_end == period.end,
-                ),
-            )
-        return CachedPeriod(period, {r.data_type: r for r in rows})
+            for row in await self._rows(conn, condition, limit=None):
+                found.setdefault(row.period, {})[row.data_type] = row
+        return {p: CachedPeriod(p, rows) for p, rows in found.items()}
 
     async def list_rows(self, *, store_id: int | None = None, limit: int = 100) -> list[CacheRow]:
         """Rows newest first (the seed's "Ver cache")."""

@@ -29,8 +29,7 @@ from storesync.queue import JobQueue
 from storesync.settings import Settings
 from storesync.storage import connect, migrate
 from storesync.storage.crypto import SecretBox
-from storesync.storage.events import EVENTS_CHANNEL
-from storesync.storage.listen import Listener
+from storesync.storage.listen import event_relay
 from storesync.stores import StoreDirectory
 from storesync.sync.services import sync_services
 from storesync.worker import Worker
@@ -96,14 +95,10 @@ async def _start(
         streams=StreamHub(database, StoreOwners(database)),
         embedded_worker=embedded_worker,
     )
-    if database.is_postgres:
-        # Events of workers on any machine reach this server's streams through NOTIFY (what
-        # ``event_relay`` sets up), and a reconnect tells the streams that some may be lost.
-        relay = Listener(
-            database,
-            {EVENTS_CHANNEL: database.events.deliver_json},
-            on_reconnect=context.streams.resync_all,
-        )
+    # Events of workers on any machine reach this server's streams through NOTIFY, and a
+    # reconnect tells the streams that some may have been lost.
+    relay = event_relay(database, on_reconnect=context.streams.resync_all)
+    if relay is not None:
         await relay.start()
         stack.push_async_callback(relay.stop)
     if embedded_worker:

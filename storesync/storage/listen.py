@@ -109,12 +109,16 @@ def _on_termination(lost: asyncio.Event) -> Callable[[object], None]:
     return handler
 
 
-def event_relay(database: Database) -> Listener | None:
+def event_relay(
+    database: Database, *, on_reconnect: Callable[[], None] | None = None
+) -> Listener | None:
     """On PostgreSQL, a listener feeding ``storesync_events`` into ``database.events``.
 
-    Start it in any process that serves live events; on SQLite events are delivered in-process
-    and no relay is needed (None).
+    Start it in any process that serves live events; ``on_reconnect`` hears when events may
+    have been lost. On SQLite events are delivered in-process and no relay is needed (None).
     """
     if not database.is_postgres:
         return None
-    return Listener(database, {EVENTS_CHANNEL: database.events.deliver_json})
+    return Listener(
+        database, {EVENTS_CHANNEL: database.events.deliver_json}, on_reconnect=on_reconnect
+    )

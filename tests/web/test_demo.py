@@ -123,7 +123,12 @@ def shoot_panel(page: Page) -> None:
     # The panel is swapped in anew at every event: photograph its place on the page rather
     # than the element, which may be replaced halfway through.
     page.evaluate("window.scrollTo(0, 0)")
-    box = panel.bounding_box()
+    box = None
+    for _ in range(50):  # between a swap's removal and insertion the panel has no box
+        box = panel.bounding_box()
+        if box is not None:
+            break
+        page.wait_for_timeout(100)
     assert box is not None
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / "queue-panel.png", full_page=True, clip=box)
