@@ -63,7 +63,9 @@ def db_url(backend: str, tmp_path: Path, pg_template: str | None) -> Iterator[st
     run_async(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in the test's
+# thread, and tests of other modules run later in the same process (xdist) need it gone.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if not Path(CHROMIUM).exists():
         message = f"{CHROMIUM} is missing: run scripts/install-chromium.sh"
@@ -74,7 +76,7 @@ def playwright() -> Iterator[Playwright]:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield launched
