@@ -7,10 +7,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storesync.errors import InputError, NotFoundError
+from storesync.errors import InputError
 from storesync.storage.engine import Database
 from storesync.storage.models import Account, ApiToken, table_of
 
@@ -66,29 +66,3 @@ async def create_token(database: Database, account: str, label: str | None = Non
             )
         )
     return token
-
-
-async def account_for_token(database: Database, token: str) -> AccountRef:
-    """The account a bearer token belongs to, or :class:`NotFoundError`."""
-    async with database.transaction() as conn:
-        row = (
-            await conn.execute(
-                select(ACCOUNTS.c.id, ACCOUNTS.c.name, TOKENS.c.id.label("token_id"))
-                .join(TOKENS, TOKENS.c.account_id == ACCOUNTS.c.id)
-                .where(TOKENS.c.token_hash == hash_token(token))
-            )
-        ).first()
-        if row is None:
-            raise NotFoundError("unknown API token")
-        await conn.execute(
-            update(TOKENS).where(TOKENS.c.id == row.token_id).values(last_used_at=datetime.now(UTC))
-        )
-        return AccountRef(int(row.id), row.name)
-
-
-async def get_account(database: Database, name: str) -> AccountRef:
-    async with database.read() as conn:
-        row = (await conn.execute(select(ACCOUNTS).where(ACCOUNTS.c.name == name))).first()
-    if row is None:
-        raise NotFoundError(f"account {name!r} does not exist")
-    return AccountRef(int(row.id), row.name)

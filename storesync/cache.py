@@ -134,8 +134,20 @@ async def write_rows(
     )
 
 
+async def mark_stale(conn: AsyncConnection, store_id: int, days: list[date]) -> int:
+    """Mark stale every cached period of the store that contains any of ``days`` (inside the
+    caller's transaction); returns how many rows were marked."""
+    if not days:
+        return 0
+    touches = or_(*(and_(CACHE.c.period_start <= d, CACHE.c.period_end >= d) for d in days))
+    result = await conn.execute(
+        update(CACHE).where(CACHE.c.store_id == store_id, touches).values(stale=True)
+    )
+    return int(result.rowcount)
+
+
 class Cache:
-    """Reads and invalidates cached periods."""
+    """Reads cached periods."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -171,17 +183,6 @@ class Cache:
         """Rows of periods ending on or after ``since`` (what the scheduler looks at)."""
         async with self.database.read() as conn:
             return await self._rows(conn, CACHE.c.period_end >= since, limit=None)
-
-    async def mark_stale(self, store_id: int, days: list[date]) -> int:
-        """Mark stale every cached period of the store containing any of ``days``."""
-        if not days:
-            return 0
-        touches = or_(*(and_(CACHE.c.period_start <= d, CACHE.c.period_end >= d) for d in days))
-        async with self.database.transaction() as conn:
-            result = await conn.execute(
-                update(CACHE).where(CACHE.c.store_id == store_id, touches).values(stale=True)
-            )
-            return int(result.rowcount)
 
     async def count(self) -> int:
         async with self.database.read() as conn:

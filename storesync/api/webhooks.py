@@ -26,17 +26,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storesync.api.schemas import WebhookOutcome
-from storesync.cache import CACHE
+from storesync.cache import mark_stale
 from storesync.errors import InputError, NotFoundError
 from storesync.periods import named_period, today_in, zone
 from storesync.queue import JobQueue, Reason
@@ -96,10 +96,6 @@ def affected_days(topic: str, payload: dict[str, Any], tz: ZoneInfo) -> set[date
     return days
 
 
-def _touching(days: Iterable[date]) -> Any:
-    return or_(*(and_(CACHE.c.period_start <= d, CACHE.c.period_end >= d) for d in days))
-
-
 class WebhookProcessor:
     """Turns a verified delivery into stale marks and queued refreshes."""
 
@@ -145,12 +141,7 @@ class WebhookProcessor:
                 return WebhookOutcome(status="duplicate")
             stale = 0
             for store_id, _tz, days, _periods in plan:
-                result = await conn.execute(
-                    update(CACHE)
-                    .where(CACHE.c.store_id == store_id, _touching(days))
-                    .values(stale=True)
-                )
-                stale += int(result.rowcount)
+                stale += await mark_stale(conn, store_id, days)
                 await publish(
                     conn,
                     {
