@@ -12,8 +12,10 @@ from sqlalchemy import select
 from storesync.cache import Cache, CachedPeriod
 from storesync.periods import Period
 from storesync.queue import Job
-from storesync.queue.manager import JOBS
 from storesync.storage.engine import Database
+from storesync.storage.models import SyncJob, table_of
+
+JOBS = table_of(SyncJob)
 
 
 async def read_periods(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import IntEnum, StrEnum
 from typing import Any
-
-from sqlalchemy.engine import RowMapping
 
 from storesync.periods import Period
 
@@ -74,7 +73,7 @@ class Job:
     progress: dict[str, Any] | None
 
     @classmethod
-    def from_row(cls, row: RowMapping) -> Job:
+    def from_row(cls, row: Mapping[Any, Any]) -> Job:
         values = dict(row)
         values["status"] = JobStatus(values["status"])
         values["reason"] = Reason(values["reason"])

@@ -17,6 +17,10 @@ Guarantees, and what provides each:
   :meth:`JobQueue.rescue` takes back jobs whose lease lapsed or that ran past the hard timeout.
 - **Atomic completion.** :meth:`JobQueue.complete` runs the caller's writes (cache rows) and the
   status change in one transaction, and only while the caller still owns the job.
+- **Few round trips.** On PostgreSQL a change of jobs, their event-log lines and the change
+  events are one statement (:mod:`storesync.queue.transitions`); enqueue and batch completion
+  are one statement each, run without ``BEGIN`` and ``COMMIT``; the frequent statements are
+  built once per :class:`JobQueue`.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import Integer, String, and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Insert, Update
 
 from storesync.errors import InputError, InvalidStateError, NotFoundError
 from storesync.periods import Period
@@ -44,17 +49,53 @@ from storesync.queue.jobs import (
     RescueReport,
 )
 from storesync.queue.sql import instant, seconds_between
+from storesync.queue.transitions import (
+    EVENTS,
+    JOBS,
+    LogLine,
+    Transition,
+    announce,
+    change_jobs,
+    write_log,
+)
 from storesync.settings import Settings
 from storesync.storage.engine import Database
-from storesync.storage.events import publish
-from storesync.storage.models import JobEvent, Store, SyncJob, table_of
+from storesync.storage.models import Store, table_of
+from storesync.storage.types import UTCDateTime
 
-JOBS = table_of(SyncJob)
-EVENTS = table_of(JobEvent)
 STORES = table_of(Store)
+
+#: The time of the operation, in the statements built once (see ``Transition``).
+_NOW = bindparam("now", type_=UTCDateTime)
+_LEASE_UNTIL = bindparam("lease_until", type_=UTCDateTime)
+#: The jobs of the ``ids`` parameter that the ``worker`` parameter still holds.
+_HELD = and_(
+    JOBS.c.id.in_(bindparam("ids", expanding=True)),
+    JOBS.c.worker_id == bindparam("worker", type_=String),
+    JOBS.c.status == JobStatus.PROCESSING.value,
+)
+_RENEW_LEASES = (
+    update(JOBS)
+    .where(_HELD)
+    .values(heartbeat_at=_NOW, lease_expires_at=_LEASE_UNTIL)
+    .returning(JOBS.c.id, JOBS.c.cancel_requested)
+)
+#: :meth:`JobQueue.enqueue`'s parameters, named after their columns.
+_ENQUEUE_PARAMS = (
+    "store_id",
+    "priority",
+    "reason",
+    "period_start",
+    "period_end",
+    "force",
+    "queued_at",
+    "run_after",
+)
 
 #: Advisory lock key serialising claims on PostgreSQL (any constant unique to storesync).
 CLAIM_LOCK = 0x5702E5D
+
+_TAKE_CLAIM_LOCK = text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=CLAIM_LOCK)
 
 Clock = Callable[[], datetime]
 ResultWriter = Callable[[AsyncConnection], Awaitable[None]]
@@ -83,6 +124,36 @@ class JobQueue:
         self.settings = settings
         self.clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        # The frequent operations' statements, built once (see Transition for why).
+        dialect = database.dialect
+        self._insert_new = Transition(
+            self._insert_if_absent(), dialect=dialect, log="queued", announce="job.queued"
+        )
+        self._raise_waiting = Transition(
+            self._raise_active(), dialect=dialect, log=None, announce=None
+        )
+        self._claim_due = Transition(
+            self._claim_statement(only=False),
+            dialect=dialect,
+            log="claimed",
+            announce="job.started",
+        )
+        self._claim_one = Transition(
+            self._claim_statement(only=True), dialect=dialect, log="claimed", announce="job.started"
+        )
+        self._complete_owned = Transition(
+            update(JOBS)
+            .where(_HELD)
+            .values(
+                status=JobStatus.COMPLETED.value,
+                completed_at=_NOW,
+                lease_expires_at=None,
+                error_message=None,
+            ),
+            dialect=dialect,
+            log="completed",
+            announce="job.completed",
+        )
 
     # -- enqueue ---------------------------------------------------------------------------
 
@@ -108,75 +179,64 @@ class JobQueue:
         now = self.clock()
         values = {
             "store_id": store_id,
-            "status": JobStatus.QUEUED.value,
             "priority": wanted,
             "reason": Reason(reason).value,
             "period_start": period.start,
             "period_end": period.end,
             "force": force,
-            "retry_count": 0,
             "queued_at": now,
             "run_after": run_after or now,
         }
+        message = f"queued by {values['reason']}"
+        values = {f"new_{name}": value for name, value in values.items()}
         for _ in range(5):
             try:
-                async with self.database.transaction() as conn:
-                    row = (await conn.execute(self._insert_if_absent(values))).mappings().first()
-                    if row is not None:
-                        job = Job.from_row(row)
-                        note = f"queued by {job.reason.value}"
-                        await _record(conn, [job.id], now, "queued", note)
-                        await _announce(conn, "job.queued", [job])
-                        return Enqueued(job, created=True)
-                    existing = await self._raise_active(conn, store_id, period, wanted, force)
-                    if existing is not None:
-                        return Enqueued(existing, created=False)
+                # Each statement is atomic on its own: no transaction round trips needed.
+                async with self.database.statements() as conn:
+                    created = await self._insert_new.run(conn, values, at=now, message=message)
+                    if created:
+                        return Enqueued(created[0], created=True)
+                    existing = await self._raise_waiting.run(conn, values, at=now)
+                    if existing:
+                        return Enqueued(existing[0], created=False)
             except IntegrityError:
                 # Duplicates never raise (ON CONFLICT DO NOTHING): this is the foreign key.
                 raise NotFoundError(f"store {store_id} does not exist") from None
             # The active job finished between our insert and our read: insert again.
         raise InvalidStateError("could not enqueue: the job kept changing state; try again")
 
-    def _insert_if_absent(self, values: dict[str, Any]) -> Any:
+    def _insert_if_absent(self) -> Insert:
+        """INSERT a queued job unless an active one has its store and period (parameters:
+        the ``values`` of :meth:`enqueue`)."""
         # Literal SQL, exactly as the index says: PostgreSQL matches the partial index by its
         # predicate, and a bound parameter in its place would not match.
         where = text("status IN ('queued', 'processing')")
         columns = ["store_id", "period_start", "period_end"]
-        if self.database.is_postgres:
-            return (
-                postgresql.insert(JOBS)
-                .values(values)
-                .on_conflict_do_nothing(index_elements=columns, index_where=where)
-                .returning(*JOBS.c)
-            )
+        dialect_insert = postgresql.insert if self.database.is_postgres else sqlite.insert
+        values = {name: _param(name) for name in _ENQUEUE_PARAMS}
         return (
-            sqlite.insert(JOBS)
-            .values(values)
+            dialect_insert(JOBS)
+            .values(status=JobStatus.QUEUED.value, retry_count=0, **values)
             .on_conflict_do_nothing(index_elements=columns, index_where=where)
-            .returning(*JOBS.c)
         )
 
-    async def _raise_active(
-        self, conn: AsyncConnection, store_id: int, period: Period, priority: int, force: bool
-    ) -> Job | None:
-        active = and_(
-            JOBS.c.store_id == store_id,
-            JOBS.c.period_start == period.start,
-            JOBS.c.period_end == period.end,
-            JOBS.c.status.in_([s.value for s in ACTIVE]),
-        )
-        row = await _update(
-            conn,
+    def _raise_active(self) -> Update:
+        """Raise the active job of a store and period to the new request's priority and
+        ``force`` (parameters: the ``values`` of :meth:`enqueue`)."""
+        higher = func.max if self.database.is_sqlite else func.greatest  # of two values
+        return (
             update(JOBS)
-            .where(active)
+            .where(
+                JOBS.c.store_id == _param("store_id"),
+                JOBS.c.period_start == _param("period_start"),
+                JOBS.c.period_end == _param("period_end"),
+                JOBS.c.status.in_([s.value for s in ACTIVE]),
+            )
             .values(
-                priority=func.max(JOBS.c.priority, priority)
-                if self.database.is_sqlite
-                else func.greatest(JOBS.c.priority, priority),
-                force=True if force else JOBS.c.force,
-            ),
+                priority=higher(JOBS.c.priority, _param("priority")),
+                force=or_(JOBS.c.force, _param("force")),
+            )
         )
-        return row
 
     # -- claim -----------------------------------------------------------------------------
 
@@ -191,37 +251,47 @@ class JobQueue:
         now = self.clock()
         async with self.database.transaction(immediate=True) as conn:
             if self.database.is_postgres:
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
-            processing = await conn.scalar(
-                select(func.count()).where(JOBS.c.status == JobStatus.PROCESSING.value)
-            )
-            free = self.settings.max_concurrent_jobs - int(processing or 0)
-            if free <= 0:
-                return []
-            ids = self._choose(now, min(limit, free), only)
-            lease_until = now + timedelta(seconds=self.settings.lease_seconds)
-            rows = await _update_all(
-                conn,
-                update(JOBS)
-                # Re-checked on the row's newest version: a job cancelled after the
-                # choice was made is left alone.
-                .where(JOBS.c.id.in_(ids), JOBS.c.status == JobStatus.QUEUED.value)
-                .values(
-                    status=JobStatus.PROCESSING.value,
-                    started_at=now,
-                    heartbeat_at=now,
-                    lease_expires_at=lease_until,
-                    worker_id=worker_id,
-                ),
-            )
-            jobs = sorted(rows, key=self._rank_key(now))
-            if jobs:
-                await _record(conn, [j.id for j in jobs], now, "claimed", f"claimed by {worker_id}")
-                await _announce(conn, "job.started", jobs)
-            return jobs
+                await conn.execute(_TAKE_CLAIM_LOCK)
+            params = {
+                "now": now,
+                "limit": limit,
+                "worker": worker_id,
+                "lease_until": now + timedelta(seconds=self.settings.lease_seconds),
+            }
+            claim = self._claim_due if only is None else self._claim_one
+            if only is not None:
+                params["only"] = only
+            rows = await claim.run(conn, params, at=now, message=f"claimed by {worker_id}")
+            return sorted(rows, key=self._rank_key(now))
 
-    def _effective_priority(self, now: datetime) -> Any:
-        age = seconds_between(self.database.dialect, instant("now", now), JOBS.c.queued_at)
+    def _claim_statement(self, *, only: bool) -> Update:
+        """Start the next due jobs, at most ``limit`` and at most the free slots (parameters:
+        ``now``, ``limit``, ``worker``, ``lease_until``, and ``only`` when ``only``)."""
+        # The free slots are counted in the same statement: one round trip fewer, and
+        # still exact, since the claim lock (or SQLite's write lock) is already held.
+        processing = select(func.count()).where(JOBS.c.status == JobStatus.PROCESSING.value)
+        free = self.settings.max_concurrent_jobs - processing.scalar_subquery()
+        lower, higher = (
+            (func.min, func.max) if self.database.is_sqlite else (func.least, func.greatest)
+        )
+        count = higher(0, lower(bindparam("limit", type_=Integer), free))
+        ids = self._choose(_NOW, count, only=only)
+        return (
+            update(JOBS)
+            # Re-checked on the row's newest version: a job cancelled after the choice was
+            # made is left alone.
+            .where(JOBS.c.id.in_(ids), JOBS.c.status == JobStatus.QUEUED.value)
+            .values(
+                status=JobStatus.PROCESSING.value,
+                started_at=_NOW,
+                heartbeat_at=_NOW,
+                lease_expires_at=_LEASE_UNTIL,
+                worker_id=bindparam("worker", type_=String),
+            )
+        )
+
+    def _effective_priority(self, now: Any) -> Any:
+        age = seconds_between(self.database.dialect, now, JOBS.c.queued_at)
         return JOBS.c.priority + age / self.settings.priority_aging_seconds
 
     def _rank_key(self, now: datetime) -> Callable[[Job], tuple[float, datetime, int]]:
@@ -233,8 +303,9 @@ class JobQueue:
 
         return key
 
-    def _choose(self, now: datetime, count: int, only: int | None = None) -> Any:
-        """The ids of the next ``count`` claimable jobs, at most one per store."""
+    def _choose(self, now: Any, count: Any, *, only: bool) -> Any:
+        """The ids of the next ``count`` claimable jobs, at most one per store (only the job
+        whose id is the ``only`` parameter, when ``only``)."""
         effective = self._effective_priority(now).label("effective")
         busy_stores = select(JOBS.c.store_id).where(JOBS.c.status == JobStatus.PROCESSING.value)
         ranked = (
@@ -251,9 +322,9 @@ class JobQueue:
             )
             .where(
                 JOBS.c.status == JobStatus.QUEUED.value,
-                JOBS.c.run_after <= instant("now_due", now),
+                JOBS.c.run_after <= now,
                 JOBS.c.store_id.not_in(busy_stores),
-                *([JOBS.c.id == only] if only is not None else []),
+                *([JOBS.c.id == bindparam("only", type_=Integer)] if only else []),
             )
             .subquery()
         )
@@ -285,16 +356,14 @@ class JobQueue:
         if not job_ids:
             return {}
         now = self.clock()
-        async with self.database.transaction() as conn:
-            rows = await conn.execute(
-                update(JOBS)
-                .where(self._owned_any(job_ids, worker_id))
-                .values(
-                    heartbeat_at=now,
-                    lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
-                )
-                .returning(JOBS.c.id, JOBS.c.cancel_requested)
-            )
+        params = {
+            "ids": list(job_ids),
+            "worker": worker_id,
+            "now": now,
+            "lease_until": now + timedelta(seconds=self.settings.lease_seconds),
+        }
+        async with self.database.statements() as conn:
+            rows = await conn.execute(_RENEW_LEASES, params)
             return {int(r.id): bool(r.cancel_requested) for r in rows}
 
     async def rescue(self) -> RescueReport:
@@ -318,7 +387,7 @@ class JobQueue:
             f"or the job ran past the {self.settings.job_timeout_seconds:g} s timeout"
         )
         async with self.database.transaction(immediate=True) as conn:
-            failed_jobs = await _update_all(
+            failed_jobs = await change_jobs(
                 conn,
                 update(JOBS)
                 .where(lapsed, exhausted)
@@ -329,9 +398,11 @@ class JobQueue:
                     lease_expires_at=None,
                     error_message=f"gave up after {self.settings.max_attempts} attempts: {reason}",
                 ),
+                at=now,
+                log=LogLine("failed", reason),
+                announce="job.failed",
             )
-            failed_ids = tuple(sorted(j.id for j in failed_jobs))
-            cancelled_jobs = await _update_all(
+            cancelled_jobs = await change_jobs(
                 conn,
                 update(JOBS)
                 .where(lapsed, JOBS.c.cancel_requested)
@@ -342,9 +413,11 @@ class JobQueue:
                     lease_expires_at=None,
                     error_message=f"cancelled: {reason}",
                 ),
+                at=now,
+                log=LogLine("cancelled", f"cancelled: {reason}"),
+                announce="job.cancelled",
             )
-            cancelled_ids = tuple(sorted(j.id for j in cancelled_jobs))
-            requeued_jobs = await _update_all(
+            requeued_jobs = await change_jobs(
                 conn,
                 update(JOBS)
                 .where(lapsed)
@@ -358,15 +431,13 @@ class JobQueue:
                     worker_id=None,
                     error_message=reason,
                 ),
+                at=now,
+                log=LogLine("rescued", reason),
+                announce="job.queued",
             )
-            requeued_ids = tuple(sorted(j.id for j in requeued_jobs))
-            await _record(conn, failed_ids, now, "failed", reason)
-            await _record(conn, requeued_ids, now, "rescued", reason)
-            await _record(conn, cancelled_ids, now, "cancelled", f"cancelled: {reason}")
-            await _announce(conn, "job.cancelled", cancelled_jobs)
-            await _announce(conn, "job.failed", failed_jobs)
-            await _announce(conn, "job.queued", requeued_jobs)
-        return RescueReport(requeued=requeued_ids, failed=failed_ids, cancelled=cancelled_ids)
+        return RescueReport(
+            requeued=_ids(requeued_jobs), failed=_ids(failed_jobs), cancelled=_ids(cancelled_jobs)
+        )
 
     # -- finishing -------------------------------------------------------------------------
 
@@ -392,39 +463,26 @@ class JobQueue:
             }
             if progress is not None:
                 values["progress"] = progress
-            row = await _update(
+            changed = await change_jobs(
                 conn,
                 update(JOBS).where(self._owned(job_id, worker_id)).values(values),
+                at=now,
+                log=LogLine("completed", "completed"),
+                announce=None,
             )
-            if row is None:
+            if not changed:
                 raise LostJobError(f"job {job_id} is no longer held by worker {worker_id}")
-            job = row
-            if write_results is not None:
-                await write_results(conn)
-                await _announce(conn, "cache.updated", [job])
-            await _record(conn, [job_id], now, "completed", "completed")
-            await _announce(conn, "job.completed", [job])
-            return job
+            await self._finish(conn, changed, "job.completed", write_results)
+            return changed[0]
 
     async def complete_many(self, worker_id: str, job_ids: Sequence[int]) -> list[int]:
         """Mark several jobs completed in one statement (jobs with nothing to write)."""
         if not job_ids:
             return []
         now = self.clock()
-        async with self.database.transaction() as conn:
-            jobs = await _update_all(
-                conn,
-                update(JOBS)
-                .where(self._owned_any(job_ids, worker_id))
-                .values(
-                    status=JobStatus.COMPLETED.value,
-                    completed_at=now,
-                    lease_expires_at=None,
-                    error_message=None,
-                ),
-            )
-            await _record(conn, [j.id for j in jobs], now, "completed", "completed")
-            await _announce(conn, "job.completed", jobs)
+        params = {"ids": list(job_ids), "worker": worker_id, "now": now}
+        async with self.database.statements() as conn:
+            jobs = await self._complete_owned.run(conn, params, at=now, message="completed")
             return [j.id for j in jobs]
 
     async def fail(
@@ -487,22 +545,34 @@ class JobQueue:
                     "error_message": message,
                 }
                 kind, note = "failed", message
-            row = await _update(
+            changed = await change_jobs(
                 conn,
                 update(JOBS)
                 # Still ours? A rescue may have taken it back since we read it.
                 .where(self._owned(job_id, worker_id), JOBS.c.retry_count == job.retry_count)
                 .values(values),
+                at=now,
+                log=LogLine(kind, note),
+                announce=None,
             )
-            if row is None:
+            if not changed:
                 raise LostJobError(f"job {job_id} is no longer held by worker {worker_id}")
-            failed_job = row
-            if write_results is not None:
-                await write_results(conn)
-                await _announce(conn, "cache.updated", [failed_job])
-            await _record(conn, [job_id], now, kind, note)
-            await _announce(conn, f"job.{kind}", [failed_job])
-            return failed_job
+            await self._finish(conn, changed, f"job.{kind}", write_results)
+            return changed[0]
+
+    async def _finish(
+        self,
+        conn: AsyncConnection,
+        changed: list[Job],
+        kind: str,
+        write_results: ResultWriter | None,
+    ) -> None:
+        """Write an attempt's results, then announce them before the job's end: a listener
+        that stops listening at the end has heard of the new data."""
+        if write_results is not None:
+            await write_results(conn)
+            await announce(conn, "cache.updated", changed)
+        await announce(conn, kind, changed)
 
     def _backoff(
         self, attempts: int, retry_after: float | None, retry_at: datetime | None, now: datetime
@@ -524,23 +594,27 @@ class JobQueue:
         if not job_ids:
             return []
         now = self.clock()
-        owned = self._owned_any(job_ids, worker_id)
+        held = {"ids": list(job_ids), "worker": worker_id}
         async with self.database.transaction() as conn:
-            cancelled = await _update_all(
+            cancelled = await change_jobs(
                 conn,
                 update(JOBS)
-                .where(owned, JOBS.c.cancel_requested)
+                .where(_HELD, JOBS.c.cancel_requested)
                 .values(
                     status=JobStatus.CANCELLED.value,
                     completed_at=now,
                     lease_expires_at=None,
                     error_message="cancelled while running",
                 ),
+                held,
+                at=now,
+                log=LogLine("cancelled", "cancelled while running"),
+                announce="job.cancelled",
             )
-            released = await _update_all(
+            released = await change_jobs(
                 conn,
                 update(JOBS)
-                .where(owned)
+                .where(_HELD)
                 .values(
                     status=JobStatus.QUEUED.value,
                     run_after=now,
@@ -549,32 +623,25 @@ class JobQueue:
                     lease_expires_at=None,
                     worker_id=None,
                 ),
+                held,
+                at=now,
+                log=LogLine("released", note),
+                announce="job.queued",
             )
-            await _record(
-                conn, [j.id for j in cancelled], now, "cancelled", "cancelled while running"
-            )
-            await _record(conn, [j.id for j in released], now, "released", note)
-            await _announce(conn, "job.cancelled", cancelled)
-            await _announce(conn, "job.queued", released)
             return [j.id for j in (*cancelled, *released)]
 
     async def set_progress(self, job_id: int, worker_id: str, progress: dict[str, Any]) -> None:
         """Store the job's progress (and checkpoint); raises :class:`LostJobError` if not owned."""
-        async with self.database.transaction() as conn:
-            row = await _update(
+        async with self.database.statements() as conn:
+            changed = await change_jobs(
                 conn,
                 update(JOBS).where(self._owned(job_id, worker_id)).values(progress=progress),
+                at=self.clock(),
+                log=None,
+                announce="job.progress",
             )
-            if row is None:
+            if not changed:
                 raise LostJobError(f"job {job_id} is no longer held by worker {worker_id}")
-            await _announce(conn, "job.progress", [row])
-
-    def _owned_any(self, job_ids: Sequence[int], worker_id: str) -> Any:
-        return and_(
-            JOBS.c.id.in_(list(job_ids)),
-            JOBS.c.worker_id == worker_id,
-            JOBS.c.status == JobStatus.PROCESSING.value,
-        )
 
     def _owned(self, job_id: int, worker_id: str) -> Any:
         return and_(
@@ -614,18 +681,20 @@ class JobQueue:
                     f"job {job_id} is already {job.status.value}; "
                     "only queued or processing jobs can be cancelled"
                 )
-            row = await _update(conn, update(JOBS).where(JOBS.c.id == job_id).values(values))
-            await _record(conn, [job_id], now, "cancel", note)
-            assert row is not None  # locked above: it cannot have gone
-            changed = row
-            await _announce(conn, f"job.{changed.status.value}", [changed])
-            return changed
+            changed = await change_jobs(
+                conn,
+                update(JOBS).where(JOBS.c.id == job_id).values(values),
+                at=now,
+                log=LogLine("cancel", note),
+                announce=f"job.{values.get('status', job.status.value)}",
+            )
+            return changed[0]  # locked above: it cannot have gone
 
     async def mark_cancelled(self, job_id: int, worker_id: str) -> Job:
         """The worker stopped a job whose cancellation was requested."""
         now = self.clock()
-        async with self.database.transaction() as conn:
-            row = await _update(
+        async with self.database.statements() as conn:
+            stopped = await change_jobs(
                 conn,
                 update(JOBS)
                 .where(self._owned(job_id, worker_id))
@@ -635,13 +704,13 @@ class JobQueue:
                     lease_expires_at=None,
                     error_message="cancelled while running",
                 ),
+                at=now,
+                log=LogLine("cancelled", "cancelled while running"),
+                announce="job.cancelled",
             )
-            if row is None:
+            if not stopped:
                 raise LostJobError(f"job {job_id} is no longer held by worker {worker_id}")
-            await _record(conn, [job_id], now, "cancelled", "cancelled while running")
-            stopped = row
-            await _announce(conn, "job.cancelled", [stopped])
-            return stopped
+            return stopped[0]
 
     async def retry(self, job_id: int) -> Job:
         """Queue a failed or cancelled job again, with its attempts reset."""
@@ -666,7 +735,7 @@ class JobQueue:
                     f"job {twin} already syncs store {job.store_id} for {job.period}; "
                     "follow that one instead"
                 )
-            row = await _update(
+            again = await change_jobs(
                 conn,
                 update(JOBS)
                 .where(JOBS.c.id == job_id)
@@ -681,12 +750,11 @@ class JobQueue:
                     cancel_requested=False,
                     error_message=None,
                 ),
+                at=now,
+                log=LogLine("queued", "queued again by retry"),
+                announce="job.queued",
             )
-            await _record(conn, [job_id], now, "queued", "queued again by retry")
-            assert row is not None  # locked above: it cannot have gone
-            again = row
-            await _announce(conn, "job.queued", [again])
-            return again
+            return again[0]  # locked above: it cannot have gone
 
     async def prune(self, older_than_days: float) -> int:
         """Delete finished jobs (and their event logs) finished more than N days ago."""
@@ -768,54 +836,15 @@ class JobQueue:
         self, job_id: int, kind: str, message: str, data: dict[str, Any] | None = None
     ) -> None:
         """Append one line to a job's event log."""
-        async with self.database.transaction() as conn:
-            await _record(conn, [job_id], self.clock(), kind, message, data)
+        async with self.database.statements() as conn:
+            await write_log(conn, [job_id], self.clock(), kind, message, data)
 
 
-async def _update(conn: AsyncConnection, statement: Any) -> Job | None:
-    """Run an ``UPDATE sync_queue`` and return the (first) changed job, or None."""
-    jobs = await _update_all(conn, statement)
-    return jobs[0] if jobs else None
+def _param(column: str) -> Any:
+    """A parameter for ``column``'s value, named ``new_<column>``: a bind parameter may not
+    take a column's own name in an INSERT or UPDATE."""
+    return bindparam(f"new_{column}", type_=JOBS.c[column].type)
 
 
-async def _update_all(conn: AsyncConnection, statement: Any) -> list[Job]:
-    """Run an ``UPDATE sync_queue`` and return every changed job."""
-    result = await conn.execute(statement.returning(*JOBS.c))
-    return [Job.from_row(r) for r in result.mappings()]
-
-
-async def _record(
-    conn: AsyncConnection,
-    job_ids: Sequence[int],
-    at: datetime,
-    kind: str,
-    message: str,
-    data: dict[str, Any] | None = None,
-) -> None:
-    if not job_ids:
-        return
-    await conn.execute(
-        insert(EVENTS),
-        [{"job_id": j, "at": at, "kind": kind, "message": message, "data": data} for j in job_ids],
-    )
-
-
-async def _announce(conn: AsyncConnection, kind: str, jobs: Sequence[Job]) -> None:
-    """Publish a change event per job (delivered at commit; see ``storage.events``)."""
-    await publish(
-        conn,
-        *(
-            {
-                "type": kind,
-                "job_id": job.id,
-                "store_id": job.store_id,
-                "status": job.status.value,
-                "period_start": job.period_start.isoformat(),
-                "period_end": job.period_end.isoformat(),
-                "percent": (job.progress or {}).get("percent"),
-                "retry_count": job.retry_count,
-                "error_message": job.error_message,
-            }
-            for job in jobs
-        ),
-    )
+def _ids(jobs: Sequence[Job]) -> tuple[int, ...]:
+    return tuple(sorted(job.id for job in jobs))

@@ -88,6 +88,22 @@ class Database:
                 self.events.deliver(event)
 
     @asynccontextmanager
+    async def statements(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for work where every statement is atomic by itself.
+
+        On PostgreSQL each statement commits on its own (autocommit): no ``BEGIN`` and
+        ``COMMIT`` round trips, which are most of the cost of a one-statement queue operation.
+        Use it only when nothing needs two statements to succeed or fail together. SQLite's
+        statements run in one ``BEGIN IMMEDIATE`` transaction instead, as every writer's do.
+        """
+        if self.is_sqlite:
+            async with self.transaction() as conn:
+                yield conn
+            return
+        async with self.engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads (a plain transaction; never holds SQLite's write lock)."""
         async with self.engine.connect() as conn, conn.begin():

@@ -20,11 +20,13 @@ from storesync.api.reads import read_periods
 from storesync.cache import CACHE, Freshness
 from storesync.periods import named_period, today_in, zone
 from storesync.queue import JobStatus
-from storesync.queue.manager import JOBS
 from storesync.settings import Settings
 from storesync.storage.engine import Database
+from storesync.storage.models import SyncJob, table_of
 from storesync.stores import StoreDirectory, StoreInfo
 from storesync.web.budget import budget_left
+
+JOBS = table_of(SyncJob)
 
 FINISHED = [JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value]
 

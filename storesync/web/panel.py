@@ -17,11 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storesync.accounts import AccountRef
 from storesync.queue import Job, JobStatus
-from storesync.queue.manager import JOBS
 from storesync.queue.stats import queue_stats
 from storesync.settings import Settings
 from storesync.storage.engine import Database
+from storesync.storage.models import SyncJob, table_of
 from storesync.stores import STORES
+
+JOBS = table_of(SyncJob)
 
 RECENT = timedelta(hours=24)
 SHOWN = 5

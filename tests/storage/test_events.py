@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from storesync.queue import JobQueue
+from storesync.queue.transitions import announcement
 from storesync.settings import Settings
 from storesync.storage import Database, connect
 from storesync.storage.events import publish
@@ -60,6 +61,34 @@ async def test_job_events_reach_a_subscriber(
             await relay.stop()
         if writer is not database:
             await writer.dispose()
+
+
+async def test_an_event_describes_the_job_as_changed(
+    database: Database, settings: Settings, stores: StoreDirectory
+) -> None:
+    # On PostgreSQL the server builds the event's JSON from the changed row; it must be the
+    # document that ``announcement`` builds in Python (SQLite's way) from the same job.
+    received, relay = await _collect(database)
+    try:
+        queue = JobQueue(database, settings)
+        store = await add_store(stores)
+        queued = (await queue.enqueue(store, date(2026, 1, 1), date(2026, 1, 2))).job
+        [started] = await queue.claim("w1")
+        await queue.set_progress(queued.id, "w1", {"percent": 40, "chunk": 1})
+        progressed = await queue.get(queued.id)
+        failed = await queue.fail(queued.id, "w1", "Shopify said no", retryable=False)
+        await _until(received, 4)
+        assert received == [
+            announcement("job.queued", queued),
+            announcement("job.started", started),
+            announcement("job.progress", progressed),
+            announcement("job.failed", failed),
+        ]
+        assert received[2]["percent"] == 40
+        assert received[3]["error_message"] == "Shopify said no"
+    finally:
+        if relay is not None:
+            await relay.stop()
 
 
 async def test_a_rolled_back_change_announces_nothing(database: Database) -> None:
