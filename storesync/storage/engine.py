@@ -82,7 +82,11 @@ class Database:
                 async with conn.begin():
                     yield conn
             except BaseException:
-                take_pending(conn)  # rolled back: nobody hears of it
+                # Rolled back: nobody hears of it. A statement cut short (a cancelled task)
+                # invalidates the connection, and its events went with it; touching it then
+                # would raise an error of its own in place of this one.
+                if not conn.invalidated:
+                    take_pending(conn)
                 raise
             for event in take_pending(conn):
                 self.events.deliver(event)
