@@ -60,8 +60,14 @@ def test_missing_then_synced_by_the_worker_then_served(deployment: Deployment) -
         assert document["shopify"]["total_sales"] == truth["shopify"]["total_sales"]
         assert document["klaviyo"]["attributed_revenue"] == truth["klaviyo"]["attributed_revenue"]
         assert document["summary"]["orders"] == truth["shopify"]["orders"]
-        # A fresh hit queues nothing more.
+        # A fresh hit queues nothing more, nor does a sync of the fresh period: it answers
+        # with the job that filled the cache. Only force syncs again.
+        again = client.post(f"/api/stores/{store}/sync", json=_dates(period))
+        assert again.status_code == 202
+        assert (again.json()["id"], again.json()["status"]) == (job["id"], "completed")
         assert len(client.get("/api/jobs").json()["items"]) == 1
+        forced = client.post(f"/api/stores/{store}/sync", json={**_dates(period), "force": True})
+        assert forced.status_code == 202 and forced.json()["id"] != job["id"]
 
 
 async def test_concurrent_requests_get_one_job(deployment: Deployment) -> None:
