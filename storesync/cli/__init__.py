@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from storesync.cli import admin, demo, serve, sync, worker
+from storesync.cli import admin, backup, demo, serve, sync, worker
 from storesync.cli.stores import stores_app, tokens_app
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.command()(admin.stats)
 app.command()(admin.cleanup)
 app.command()(admin.prune)
 app.command()(admin.logs)
+app.command()(backup.backup)
 app.add_typer(stores_app, name="stores")
 app.add_typer(sync.cache_app, name="cache")
 app.command()(sync.sync)
