@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -143,6 +144,34 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: f
     return int(process.returncode)
 
 
+def logged_port(log: Path, process: subprocess.Popen[bytes], timeout: float = 60) -> int:
+    """The port a ``storesync serve --port 0`` says it listens on, read from its log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", log.read_text())
+        if found:
+            return int(found.group(1))
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited:\n{log.read_text(errors='replace')}")
+        time.sleep(0.05)
+    raise TimeoutError(f"{process.args} did not start listening within {timeout} s")
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Wait until ``url`` answers without a server error (fails if ``process`` exits)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
 def wait_for(predicate: Any, *, timeout: float = 60, interval: float = 0.2, what: str = "") -> Any:
     """Poll ``predicate()`` until it returns something truthy; fail after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -196,3 +225,29 @@ def read_jobs(db_url: str) -> list[dict[str, Any]]:
 
 def read_job(db_url: str, job_id: int) -> dict[str, Any]:
     return next(j for j in read_jobs(db_url) if j["id"] == job_id)
+
+
+def max_overlap(intervals: list[tuple[float, float]]) -> int:
+    """The largest number of intervals open at one instant."""
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    best = current = 0
+    for _, step in events:
+        current += step
+        best = max(best, current)
+    return best
+
+
+def restart_postgres() -> None:
+    """Restart the machine's PostgreSQL cluster (tests doing it are marked ``serial``)."""
+    version = subprocess.run(["ls", "/etc/postgresql"], capture_output=True, text=True, check=True)
+    subprocess.run(
+        [
+            "pg_ctlcluster",
+            "--skip-systemctl-redirect",
+            version.stdout.split()[-1],
+            "main",
+            "restart",
+        ],
+        check=True,
+        timeout=120,
+    )

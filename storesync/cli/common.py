@@ -20,7 +20,8 @@ from storesync.storage import Database, connect, migrate
 T = TypeVar("T")
 
 console = Console()
-errors = Console(stderr=True)
+# Messages are not wrapped at the terminal's width: a path or an id cut in two can't be copied.
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def load_settings() -> Settings:

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
+from storesync.errors import StoresyncError
 from storesync.storage.engine import Database
 
 if TYPE_CHECKING:
@@ -43,9 +44,19 @@ def _upgrade(connection: Connection, revision: str) -> None:
 
 
 async def migrate(database: Database, revision: str = "head") -> None:
-    """Apply every pending migration up to ``revision``."""
-    if revision == "head" and await current_revision(database) == HEAD:
+    """Apply every pending migration up to ``revision``.
+
+    Raises :class:`StoresyncError` when the database was migrated by a newer storesync than
+    this one (a machine left behind during an upgrade), rather than Alembic's traceback.
+    """
+    found = await current_revision(database)
+    if revision == "head" and found == HEAD:
         return
+    if found is not None and found not in known_revisions():
+        raise StoresyncError(
+            f"the database's schema is at revision {found}, which this storesync does not know "
+            f"(it knows up to {HEAD}): a newer version migrated it; upgrade storesync here too"
+        )
     async with database.engine.begin() as conn:
         if database.is_postgres:
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
@@ -60,6 +71,15 @@ async def current_revision(database: Database) -> str | None:
         except DBAPIError:
             return None  # no alembic_version table yet
         return str(version) if version is not None else None
+
+
+def known_revisions() -> set[str]:
+    """Every revision in the migrations directory (loads Alembic)."""
+    from alembic.script import ScriptDirectory
+
+    return {
+        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    }
 
 
 def head_revision() -> str | None:

@@ -7,12 +7,9 @@ stands in for Shopify and Klaviyo and nothing else.
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -30,52 +27,16 @@ from storesync.storage import connect
 from storesync.storage.crypto import SecretBox
 from storesync.stores import StoreDirectory
 from tests.cli.helpers import cli_env
+from tests.harness import free_port, logged_port, wait_until_up
+from tests.harness import stop as harness_stop
 
 WEBHOOK_SECRET = "shpss_test_webhook_secret"
 SECRET_KEY = "cli-test-key"  # the key tests.cli.helpers.cli_env gives every process
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_up(url: str, timeout: float, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
-
-
-def _logged_port(log: Path, process: subprocess.Popen[bytes], timeout: float) -> int:
-    """The port uvicorn says it listens on, read from the process's log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", log.read_text())
-        if found:
-            return int(found.group(1))
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
-        time.sleep(0.05)
-    raise TimeoutError(f"{process.args} did not start listening within {timeout} s")
-
-
 def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """Stop a server or worker the way Ctrl-C does."""
+    harness_stop(process, signal.SIGINT, timeout)
 
 
 @dataclass
@@ -98,7 +59,7 @@ class Simulator:
                 )
             url = f"http://127.0.0.1:{port}"
             try:
-                wait_until_up(f"{url}/_sim/health", 60, process)
+                wait_until_up(f"{url}/_sim/health", process, 60)
             except RuntimeError:  # most likely the port was taken meanwhile: try another
                 if attempt == attempts - 1:
                     raise RuntimeError(log.read_text()) from None
@@ -170,9 +131,9 @@ class Deployment:
         args = ["serve", "--port", "0", "--no-access-log", "--no-scheduler"]
         process, log = self._spawn("serve", *args, *([] if worker else ["--no-worker"]))
         try:
-            port = _logged_port(log, process, timeout=60)
+            port = logged_port(log, process)
             url = f"http://127.0.0.1:{port}"
-            wait_until_up(f"{url}/healthz", 30, process)
+            wait_until_up(f"{url}/healthz", process)
         except (RuntimeError, TimeoutError) as exc:
             raise RuntimeError(f"{exc}\n--- logs ---\n{self.logs()}") from None
         return url

@@ -13,6 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
+from storesync.errors import StoresyncError
 from storesync.queue import JobQueue
 from storesync.settings import Settings
 from storesync.storage import Database, migrate
@@ -38,6 +39,16 @@ async def test_migrations_build_exactly_the_declared_schema(database: Database) 
 async def test_migrating_twice_changes_nothing(database: Database) -> None:
     await migrate(database)
     assert await current_revision(database) == head_revision()
+
+
+async def test_a_database_migrated_by_a_newer_version_is_refused_with_the_reason(
+    database: Database,
+) -> None:
+    async with database.transaction() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(StoresyncError, match="revision 9999, which this storesync does not know"):
+        await migrate(database)
+    assert await current_revision(database) == "9999"  # nothing was touched
 
 
 def _index_names(connection: Connection) -> set[str]:

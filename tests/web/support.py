@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,15 +17,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from storesync.accounts import create_token
 from storesync.settings import Settings
 from storesync.simulator import LatencyConfig, SimulatorConfig, demo_stores
 from storesync.storage import connect, migrate
 from storesync.storage.crypto import SecretBox
 from storesync.stores import StoreDirectory
-from tests.harness import SimulatorProcess, base_env, fast_config
+from tests.harness import SimulatorProcess, base_env, fast_config, logged_port, wait_until_up
+from tests.harness import stop as harness_stop
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -82,13 +79,8 @@ class Server:
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """Stop a server the way Ctrl-C does."""
+    harness_stop(process, signal.SIGINT, timeout)
 
 
 @dataclass
@@ -134,9 +126,9 @@ class Deployment:
     def serve(self, *args: str) -> Server:
         """``storesync serve`` on a port it picks itself; returns once it answers."""
         process, log = self.spawn("serve", "serve", "--port", "0", "--no-access-log", *args)
-        port = logged_port(log, process, timeout=60)
+        port = logged_port(log, process)
         url = f"http://127.0.0.1:{port}"
-        wait_until_up(f"{url}/healthz", process, timeout=30)
+        wait_until_up(f"{url}/healthz", process)
         return Server(url, process, log)
 
     def worker(self) -> subprocess.Popen[bytes]:
@@ -221,33 +213,6 @@ def run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:
     event loop running in the test's thread, where ``asyncio.run`` is not allowed."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
-
-
-def logged_port(log: Path, process: subprocess.Popen[bytes], timeout: float) -> int:
-    """The port uvicorn says it listens on, read from the process's log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", log.read_text())
-        if found:
-            return int(found.group(1))
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited:\n{log.read_text()}")
-        time.sleep(0.05)
-    raise TimeoutError(f"{process.args} did not start listening within {timeout} s")
-
-
-def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
 def in_ci() -> bool:
