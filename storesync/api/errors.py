@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
 from storesync.api.schemas import ErrorOut
@@ -84,7 +85,6 @@ def install_error_handlers(app: FastAPI) -> None:
     async def conflict(_request: Request, exc: InvalidStateError) -> JSONResponse:
         return _detail(409, str(exc))
 
-    @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         if is_unavailable(exc):
             log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
@@ -96,3 +96,10 @@ def install_error_handlers(app: FastAPI) -> None:
         # The message may hold internals (SQL, paths): log it, answer a plain sentence.
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return _detail(500, "internal error; the server log has the details")
+
+    # The database's errors get their own entries: Starlette runs a handler of Exception
+    # itself, the answer sent, then raises the error again for the server, which logs a
+    # traceback and drops the connection. A database restart is no place for that.
+    for database_trouble in (DBAPIError, OSError):
+        app.add_exception_handler(database_trouble, unexpected)
+    app.add_exception_handler(Exception, unexpected)
