@@ -16,7 +16,9 @@
   the store's refresh periods (today, last 7 days, …) containing one are queued at webhook
   priority. Those jobs wait :data:`COALESCE_SECONDS` first, so that the burst of webhooks one
   order causes (created, paid, fulfilled) becomes one job per period, not one each: every
-  refresh spends two of Klaviyo's 225 daily report calls.
+  refresh spends two of Klaviyo's 225 daily report calls. When the period's refresh is
+  already running, it may have fetched past the change: it is told so
+  (:meth:`~storesync.queue.JobQueue.note_change`) and its worker queues the period again.
 - **Nothing half-done.** If queueing fails, the delivery record is removed again and the
   error answered with a 5xx, so Shopify's retry is processed rather than ignored.
 """
@@ -38,8 +40,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from storesync.api.schemas import WebhookOutcome
 from storesync.cache import mark_stale
 from storesync.errors import InputError, NotFoundError
-from storesync.periods import named_period, today_in, zone
-from storesync.queue import JobQueue, Reason
+from storesync.periods import Period, named_period, today_in, zone
+from storesync.queue import JobQueue, JobStatus, Reason
 from storesync.storage.engine import Database
 from storesync.storage.events import publish
 from storesync.storage.models import Store, WebhookDelivery, table_of
@@ -185,20 +187,34 @@ class WebhookProcessor:
             today = today_in(tz, now)
             for name in names:
                 period = named_period(name, today)
-                if not any(period.start <= d <= period.end for d in days):
+                inside = [d for d in days if period.start <= d <= period.end]
+                if not inside:
                     continue
                 try:
-                    await self.queue.enqueue(
-                        store_id,
-                        period.start,
-                        period.end,
-                        reason=Reason.WEBHOOK,
-                        run_after=run_after,
-                    )
+                    await self._queue_refresh(store_id, period, inside, run_after)
                 except NotFoundError:
                     break  # the store was removed meanwhile: nothing left to refresh
                 queued += 1
         return queued
+
+    async def _queue_refresh(
+        self, store_id: int, period: Period, days: list[date], run_after: datetime
+    ) -> None:
+        """Queue a refresh of ``period``, or have the one already running sync it again."""
+        enqueued = await self.queue.enqueue(
+            store_id, period.start, period.end, reason=Reason.WEBHOOK, run_after=run_after
+        )
+        if enqueued.job.status is not JobStatus.PROCESSING:
+            return  # it has not fetched anything yet: it will see the change
+        # A sync that is already fetching may have read past the change: it must not be
+        # the last word on this period.
+        changed = ", ".join(d.isoformat() for d in days)
+        note = f"Shopify reported a change on {changed} while this sync ran; it runs again"
+        if not await self.queue.note_change(enqueued.job.id, note):
+            # It finished meanwhile, maybe without the change: queue a new refresh.
+            await self.queue.enqueue(
+                store_id, period.start, period.end, reason=Reason.WEBHOOK, run_after=run_after
+            )
 
     async def _forget(self, webhook_id: str) -> None:
         async with self.database.transaction() as conn:

@@ -690,6 +690,21 @@ class JobQueue:
             )
             return changed[0]  # locked above: it cannot have gone
 
+    async def note_change(self, job_id: int, note: str) -> bool:
+        """Tell a running job that the data it syncs changed after it began (a webhook): its
+        worker queues the period again when the job completes (a "changed" line in the log).
+
+        Returns False when the job no longer runs; the caller then queues the period itself.
+        The job's row lock orders this with the job's completion, so one of the two always
+        sees the other.
+        """
+        async with self.database.transaction(immediate=True) as conn:
+            job = await self._get(conn, job_id, lock=True)
+            if job.status is not JobStatus.PROCESSING:
+                return False
+            await write_log(conn, [job_id], self.clock(), "changed", note)
+            return True
+
     async def mark_cancelled(self, job_id: int, worker_id: str) -> Job:
         """The worker stopped a job whose cancellation was requested."""
         now = self.clock()

@@ -397,6 +397,30 @@ async def test_cancel_queued_processing_and_finished_jobs(
         await queue.cancel(12345)
 
 
+async def test_a_change_noted_on_a_running_job_is_seen_by_its_completion(
+    queue: JobQueue, stores: StoreDirectory
+) -> None:
+    store = await add_store(stores)
+    job = (await queue.enqueue(store, *JAN)).job
+    assert not await queue.note_change(job.id, "queued: it has fetched nothing yet")
+    await queue.claim("w1")
+    assert await queue.note_change(job.id, "Shopify reported a change on 2026-01-05")
+    await queue.complete(job.id, "w1")
+    kinds = [e["kind"] for e in await queue.events(job.id)]
+    assert kinds == ["queued", "claimed", "changed", "completed"]
+    assert not await queue.note_change(job.id, "finished: the caller queues a new sync")
+
+    # Raced against the completion, the note lands before it, or is refused: never after.
+    for n in range(2, 12):
+        raced = (await queue.enqueue(await add_store(stores, n), *JAN)).job
+        await queue.claim("w1")
+        noted, _ = await asyncio.gather(
+            queue.note_change(raced.id, "a change"), queue.complete(raced.id, "w1")
+        )
+        kinds = [e["kind"] for e in await queue.events(raced.id)]
+        assert kinds[-2:] == (["changed", "completed"] if noted else ["claimed", "completed"])
+
+
 async def test_retry_requeues_a_failed_job(queue: JobQueue, stores: StoreDirectory) -> None:
     store = await add_store(stores)
     await queue.enqueue(store, *JAN)
