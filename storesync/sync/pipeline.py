@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storesync.cache import KLAVIYO, SHOPIFY, expires_at, write_rows
+from storesync.cache import KLAVIYO, SHOPIFY, Cache, expires_at, klaviyo_expires_at, write_rows
 from storesync.errors import PermanentError, ProviderError, RetryableError
 from storesync.periods import Period, zone
 from storesync.providers.events import ProviderEvent
@@ -31,7 +31,7 @@ from storesync.providers.provider_cache import ProviderCache
 from storesync.providers.shopify import ShopifyClient
 from storesync.queue import Job, JobQueue, LostJobError, Reason
 from storesync.settings import Settings
-from storesync.storage.engine import Database
+from storesync.storage.engine import Database, is_unavailable
 from storesync.stores import StoreCredentials, StoreDirectory, StoreInfo
 from storesync.sync.progress import SyncProgress
 
@@ -92,6 +92,8 @@ class SyncPipeline:
             credentials = await self.services.stores.credentials(job.store_id)
             tz = zone(store.timezone)
         except Exception as exc:  # a deleted store, an undecryptable credential, a bad zone
+            if is_unavailable(exc):
+                raise  # not the store's fault: the worker waits for the database, then retries
             return await self.queue.fail(job.id, worker_id, str(exc), retryable=False)
 
         chunks = job.period.chunks(self.settings.sync_chunk_days)
@@ -125,6 +127,15 @@ class SyncPipeline:
                 raise result
             if isinstance(result, BaseException) and not isinstance(result, Exception):
                 raise result  # cancellation and friends
+            if (
+                isinstance(result, Exception)
+                and not isinstance(result, ProviderError)
+                and is_unavailable(result)
+            ):
+                # The database went away under a provider's step (its budget, its cache): an
+                # outage, not this sync's failure. The worker waits for it and runs the job
+                # again, without counting an attempt.
+                raise result
 
         payloads: dict[str, dict[str, Any]] = {}
         if not isinstance(shopify_result, BaseException):
@@ -180,6 +191,20 @@ class SyncPipeline:
     ) -> None:
         if credentials.klaviyo_key is None or progress.klaviyo is not None:
             return
+        if not job.force:
+            cached = (await Cache(self.services.database).get(job.store_id, job.period)).rows
+            kept = cached.get(KLAVIYO)
+            if kept is not None and kept.is_fresh(self.queue.clock()):
+                # Paced by the daily report budget (see cache.klaviyo_refresh_seconds): the
+                # cached figures stay, and this sync refreshes Shopify's alone.
+                until = kept.expires_at.isoformat(timespec="seconds") if kept.expires_at else "-"
+                await self.queue.record(
+                    job.id,
+                    "klaviyo-kept",
+                    f"Klaviyo figures synced at {kept.synced_at.isoformat(timespec='seconds')} "
+                    f"are fresh until {until}: no report calls spent",
+                )
+                return
         client = KlaviyoClient(
             self.services.http,
             self.settings,
@@ -213,20 +238,26 @@ class SyncPipeline:
             return await self._retry_later(job, worker_id, failures, progress)
 
         now = self.queue.clock()
-        expiry = expires_at(self.settings, job.period, tz, now)
+        expiries = {
+            SHOPIFY: expires_at(self.settings, job.period, tz, now),
+            KLAVIYO: klaviyo_expires_at(
+                self.settings, job.period, tz, now, len(store.refresh_periods)
+            ),
+        }
         dialect = self.services.database.dialect
 
         async def write(conn: AsyncConnection) -> None:
-            await write_rows(
-                conn,
-                dialect,
-                store_id=job.store_id,
-                period=job.period,
-                payloads=payloads,
-                synced_at=now,
-                expires=expiry,
-                job_id=job.id,
-            )
+            for data_type, payload in payloads.items():
+                await write_rows(
+                    conn,
+                    dialect,
+                    store_id=job.store_id,
+                    period=job.period,
+                    payloads={data_type: payload},
+                    synced_at=now,
+                    expires=expiries[data_type],
+                    job_id=job.id,
+                )
 
         if permanent:
             message = "; ".join(_describe(f) for f in permanent)

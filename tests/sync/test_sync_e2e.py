@@ -228,3 +228,41 @@ async def _cancel(db_url: str, job_id: int) -> None:
         assert job.cancel_requested and job.status.value == "processing"
     finally:
         await database.dispose()
+
+
+def test_klaviyo_figures_are_kept_while_the_daily_budget_paces_them(
+    env: dict[str, str], simulator: SimulatorProcess
+) -> None:
+    # Shopify's figures of a recent period expire after a second; Klaviyo's stay fresh for as
+    # long as the daily report budget needs (about 43 minutes for a store's 3 periods).
+    env = {**env, "STORESYNC_CACHE_TTL_SECONDS": "1"}
+    ids = add_stores(env, simulator, via_cli=False)
+    shop, store_id = next(iter(ids.items()))
+    end = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86_400))
+    start = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 3 * 86_400))
+    sync = ["sync", str(store_id), "--start", start, "--end", end, "--inline"]
+
+    def reports() -> int:
+        return len([r for r in simulator.requests(provider="klaviyo") if "report" in r["endpoint"]])
+
+    def synced_at() -> dict[str, str]:
+        rows = as_json(storesync(env, "cache", "list", "--json"))
+        return {r["data_type"]: r["synced_at"] for r in rows}
+
+    storesync(env, *sync)
+    first, spent = synced_at(), reports()
+    assert spent >= 2  # a campaign and a flow report
+    time.sleep(1.2)  # Shopify's figures expire
+    again = last_line(storesync(env, *sync))
+    second = synced_at()
+    assert reports() == spent  # no report call spent on figures still fresh
+    assert second["shopify"] > first["shopify"] and second["klaviyo"] == first["klaviyo"]
+    kept = [
+        e for e in as_json(storesync(env, "logs", again, "--json")) if e["kind"] == "klaviyo-kept"
+    ]
+    assert len(kept) == 1 and "no report calls spent" in kept[0]["message"]
+
+    storesync(env, *sync, "--force")  # force bypasses the pacing
+    assert reports() >= spent + 2
+    assert synced_at()["klaviyo"] > first["klaviyo"]
+    assert shop in {r["account"] for r in simulator.requests(provider="shopify")}
