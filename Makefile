@@ -11,12 +11,12 @@ test:
 check:
 	scripts/check.sh
 
+# All the benchmarks, then docs/benchmarks.md from their output (15 to 25 minutes);
+# BENCH_ARGS="--quick" for a smoke run to a scratch directory, "--only scale" for some.
 bench:
 	scripts/setup-venv.sh dev,bench
 	scripts/start-postgres.sh
-	.venv/bin/python -m benchmarks.queue
-	.venv/bin/python -m benchmarks.sync
-	.venv/bin/python -m benchmarks.api
+	.venv/bin/python -m benchmarks.run_all $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .storesync

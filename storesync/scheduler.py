@@ -2,9 +2,11 @@
 
 Every ``scheduler_interval_seconds`` it looks at each store's refresh periods (today, last 7
 days, last 30 days by default, in the store's time zone) and queues a low-priority refresh for
-each one whose cache is missing, expired or marked stale. Enqueue de-duplicates, so a period
-already queued is not queued twice. A period whose last sync failed less than an hour ago is
-left alone, so a store with a revoked token is not hammered.
+each one whose cache is missing, expired or marked stale: every store's first period, then
+every store's second, and so on. Enqueue de-duplicates, so a period already queued is not
+queued twice. A period whose last sync failed less than an hour ago is left alone, so a store
+with a revoked token is not hammered. Refreshes are queued ten at a time, and the lease is
+renewed between batches, so that a long tick never overlaps another scheduler's.
 
 Only one scheduler is active at a time across all workers and machines: it holds the
 ``scheduler`` row of table ``leases``, renewed every tick, and another worker takes over only
@@ -13,6 +15,7 @@ after the lease has expired.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -34,6 +37,9 @@ LEASES = table_of(Lease)
 JOBS = table_of(SyncJob)
 LEASE_NAME = "scheduler"
 FAILURE_BACKOFF = timedelta(hours=1)
+#: Refreshes queued at once, each in its own transaction: one at a time, a tick over a thousand
+#: stores took minutes in a busy worker.
+ENQUEUE_CONCURRENCY = 10
 
 
 class Scheduler:
@@ -100,10 +106,16 @@ class Scheduler:
         stores = await self.stores.list()
         has_klaviyo = {s.id: s.has_klaviyo for s in stores}
         wanted: list[tuple[int, Period]] = []
-        for store in stores:
-            today = today_in(zone(store.timezone), now)
-            for name in store.refresh_periods:
-                wanted.append((store.id, named_period(name, today)))
+        # Every store's first period is queued before any store's second, and so on. Jobs of
+        # equal priority run oldest first, so in store order one store's longer periods would
+        # hold the slots while the last store still waited for its first; this way every
+        # dashboard gets its first period soonest, and the stores' provider windows (a Klaviyo
+        # account's 2 report calls a minute) run side by side.
+        for rank in range(max((len(s.refresh_periods) for s in stores), default=0)):
+            for store in stores:
+                if rank < len(store.refresh_periods):
+                    today = today_in(zone(store.timezone), now)
+                    wanted.append((store.id, named_period(store.refresh_periods[rank], today)))
         if not wanted:
             return 0
         earliest = min(p.end for _, p in wanted)
@@ -115,20 +127,29 @@ class Scheduler:
         for row in await self.cache.recent(earliest):
             rows.setdefault((row.store_id, row.period), {})[row.data_type] = row
         recently_failed = await self._recently_failed(now)
-        queued = 0
-        for store_id, period in wanted:
-            cached = CachedPeriod(period, rows.get((store_id, period), {}))
-            if (
-                cached.freshness(now, needs_klaviyo=has_klaviyo.get(store_id, False))
-                is Freshness.FRESH
-            ):
-                continue
-            if (store_id, period) in recently_failed or (store_id, period) in active:
-                continue
-            result = await self.queue.enqueue(
-                store_id, period.start, period.end, reason=Reason.SCHEDULE
+        due = [
+            (store_id, period)
+            for store_id, period in wanted
+            if CachedPeriod(period, rows.get((store_id, period), {})).freshness(
+                now, needs_klaviyo=has_klaviyo.get(store_id, False)
             )
-            queued += int(result.created)
+            is not Freshness.FRESH
+            and (store_id, period) not in recently_failed
+            and (store_id, period) not in active
+        ]
+        queued = 0
+        for first in range(0, len(due), ENQUEUE_CONCURRENCY):
+            # Renewed as it goes: a tick longer than the lease would let a second scheduler
+            # start, whose older look at the cache could queue again what was just refreshed.
+            if first and not await self.try_lead():
+                break  # another worker leads now: it queues the rest
+            results = await asyncio.gather(
+                *(
+                    self.queue.enqueue(store_id, period.start, period.end, reason=Reason.SCHEDULE)
+                    for store_id, period in due[first : first + ENQUEUE_CONCURRENCY]
+                )
+            )
+            queued += sum(result.created for result in results)
         if queued:
             log.info("scheduler queued %d refresh(es)", queued)
         return queued

@@ -4,12 +4,14 @@ A sync of one period makes, in order:
 
 1. ``GET /api/accounts`` for the account id (cached by key fingerprint): the budget and the
    rate limits are per account;
-2. a reservation of two report calls in the account's daily budget (:class:`ReportBudget`),
+2. a look at the account's report window, shared by every worker (:class:`ReportWindow`):
+   when this minute's report calls are spent, the sync is deferred rather than kept waiting;
+3. a reservation of two report calls in the account's daily budget (:class:`ReportBudget`),
    so a sync that cannot finish today is deferred before it starts;
-3. ``GET /api/metrics`` for the "Placed Order" metric of the Shopify integration (cached per
+4. ``GET /api/metrics`` for the "Placed Order" metric of the Shopify integration (cached per
    account in ``provider_cache``);
-4. ``GET /api/campaigns`` (email, then SMS) and ``GET /api/flows`` for names;
-5. ONE ``POST /api/campaign-values-reports`` and ONE ``POST /api/flow-values-reports`` for the
+5. ``GET /api/campaigns`` (email, then SMS) and ``GET /api/flows`` for names;
+6. ONE ``POST /api/campaign-values-reports`` and ONE ``POST /api/flow-values-reports`` for the
    whole period (every page of a long answer is one more report call, reserved one at a
    time), with the period's exact bounds as the timeframe.
 
@@ -35,7 +37,8 @@ from storesync.providers.figures import KlaviyoFigures, MessageStats, money
 from storesync.providers.http import RetryPolicy
 from storesync.providers.klaviyo_api import PROVIDER, KlaviyoAPI, account_cache_key
 from storesync.providers.klaviyo_budget import ReportBudget
-from storesync.providers.klaviyo_pacing import KlaviyoRateLimits
+from storesync.providers.klaviyo_pacing import KlaviyoRateLimits, limiter_for
+from storesync.providers.klaviyo_window import ReportWindow
 from storesync.providers.provider_cache import KeyValueCache
 from storesync.settings import Settings
 
@@ -159,10 +162,13 @@ class KlaviyoClient:
     async def fetch_performance(self, period: Period, tz: ZoneInfo) -> KlaviyoFigures:
         """Campaign and flow figures for ``period`` (dates in ``tz``).
 
-        Raises :class:`~storesync.errors.RetryableError` with ``retry_at`` at the next UTC
-        midnight, before any report call, when today's report budget cannot cover the sync.
+        Raises :class:`~storesync.errors.RetryableError` with ``retry_at``, before any report
+        call, when the account's report calls for the minute are spent (``retry_at``: when
+        they are not) or today's report budget cannot cover the sync (the next UTC midnight).
         """
         account = await self.account_id()
+        window = ReportWindow(self.cache, limiter_for(account, "reports", self.api.limits), account)
+        await window.wait_or_defer()
         calls = _ReportCalls(self.budget, account, self.events)
         await calls.reserve_upfront(REPORTS_PER_SYNC)
         try:
@@ -173,6 +179,8 @@ class KlaviyoClient:
             flows = await self._report(FLOW_REPORT, frame, metric, names, calls)
         finally:
             await calls.refund_unused()
+            if calls.made:
+                await window.publish()
         return KlaviyoFigures(campaigns=campaigns, flows=flows)
 
     async def _names(self) -> dict[str, str]:
@@ -266,6 +274,7 @@ class _ReportCalls:
         self.account = account
         self.events = events
         self.prepaid = 0
+        self.made = 0  # HTTP attempts at report endpoints
         self.day = budget.today()
 
     async def reserve_upfront(self, calls: int) -> None:
@@ -283,6 +292,7 @@ class _ReportCalls:
         )
 
     async def take(self) -> None:
+        self.made += 1
         if self.prepaid > 0:
             self.prepaid -= 1
             return
