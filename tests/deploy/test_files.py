@@ -152,7 +152,8 @@ def test_the_guides_settings_table_shows_the_env_examples_values() -> None:
     for names, value in re.findall(r"^\| (`STORESYNC_[^|]+) \| ([^|]+) \|", section, re.M):
         keys = re.findall(r"`(STORESYNC_\w+)`", names)
         values = re.findall(r"`([^`]+)`", value) or [value.strip()]
-        shown.update(zip(keys, values if len(values) == len(keys) else [value] * len(keys)))
+        pairs = values if len(values) == len(keys) else [value] * len(keys)
+        shown.update(zip(keys, pairs, strict=True))
     assert set(shown) == set(example), "the table and the env example set different settings"
     for key, value in example.items():
         if PLACEHOLDER not in value:
