@@ -18,7 +18,7 @@ Everything is a real process:
   ``STORESYNC_MAX_CONCURRENT_JOBS`` of ``--concurrency``;
 - one ``storesync serve --no-worker`` process, through which ``--users`` users ask for other
   periods (``POST /api/stores/{id}/sync``, priority user) at random moments during
-  ``--user-window`` seconds, from when the scheduler has queued every store's first period.
+  ``--user-window`` seconds, from when the scheduler has queued its refreshes.
 
 Why the concurrency limit is large: each sync paces itself within its store's budgets and
 holds its slot while it waits for Shopify's bucket, which at 50 points a second lets a shop
@@ -114,6 +114,7 @@ from storesync.simulator.audit import (
 )
 from storesync.storage import Database, connect, migrate
 from storesync.storage.crypto import SecretBox
+from storesync.storage.engine import is_unavailable
 from storesync.storage.models import SyncJob, table_of
 from storesync.stores import StoreDirectory
 
@@ -133,11 +134,15 @@ class Scenario:
     max_concurrent_jobs: int = 200
     #: Seconds after ``users_after`` scheduled jobs are queued at which each user asks.
     user_times: tuple[float, ...] = ()
-    #: Scheduled jobs queued before the users' clock starts (None: every store's first period).
+    #: Scheduled jobs queued before the users' clock starts (None: all of them).
     users_after: int | None = None
     priority_aging_seconds: float = 60.0
     #: False: the providers' real limits. True: wide ones (tests that wait on nothing else).
     wide_limits: bool = False
+    #: How long a job must have been due, its store free, for a claim passing it over to
+    #: count. The log's clocks are read before the statements commit; on a loaded machine a
+    #: commit can come seconds later, and a claim does not see what is not committed yet.
+    order_slack: float = 10.0
     seed: int = 0
     timeout: float = 1200.0
 
@@ -161,7 +166,8 @@ class Outcome:
     trace: Trace
     limits: LimitReport
     providers: LimitAudit
-    passed: list[PassedOver]
+    passed: list[PassedOver]  # due for ``order_slack`` seconds or more: must be none
+    near: list[PassedOver]  # due for less: the log cannot tell them from commit lag
     started_ahead: dict[int, int]  # user job id → queued scheduled jobs it started ahead of
     waits: dict[str, Summary]  # by reason; users split by whether their store was busy
     longest_store_wait: tuple[int, float]
@@ -287,6 +293,9 @@ def storesync_env(scenario: Scenario, database_url: str, workdir: Path, sim: str
         STORESYNC_KLAVIYO_BASE_URL=sim,
         STORESYNC_MAX_CONCURRENT_JOBS=str(scenario.max_concurrent_jobs),
         STORESYNC_PRIORITY_AGING_SECONDS=str(scenario.priority_aging_seconds),
+        # An hour, the deployment guide's example: a long run must not see its first
+        # refreshes expire and the scheduler start a second round.
+        STORESYNC_CACHE_TTL_SECONDS="3600",
     )
     if scenario.wide_limits:
         env.update(
@@ -325,11 +334,19 @@ async def count_jobs(database: Database) -> Counter[str]:
 async def wait_until(
     database: Database, done: Any, deadline: float, what: str, every: float = 1.0
 ) -> Counter[str]:
-    """Poll the job counts until ``done(counts)``; returns them."""
+    """Poll the job counts until ``done(counts)``; returns them. A database that does not
+    answer for a moment (the machine may be shared with tests that restart it) is waited for.
+    """
+    counts: Counter[str] = Counter()
     while True:
-        counts = await count_jobs(database)
-        if done(counts):
-            return counts
+        try:
+            counts = await count_jobs(database)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+        else:
+            if done(counts):
+                return counts
         if time.monotonic() > deadline:
             raise TimeoutError(f"gave up waiting for {what}: {dict(counts)}")
         await asyncio.sleep(every)
@@ -355,10 +372,13 @@ async def ask(scenario: Scenario, api: str, token: str, store_ids: list[int]) ->
 
         async def one(store_id: int, period: Period, at: float) -> int:
             await asyncio.sleep(max(0.0, began + at - time.monotonic()))
-            response = await http.post(
-                f"/api/stores/{store_id}/sync",
-                json={"start": period.start.isoformat(), "end": period.end.isoformat()},
-            )
+            body = {"start": period.start.isoformat(), "end": period.end.isoformat()}
+            response = await http.post(f"/api/stores/{store_id}/sync", json=body)
+            for _ in range(60):  # 503: the database is away for a moment; a user tries again
+                if response.status_code != 503:
+                    break
+                await asyncio.sleep(1.0)
+                response = await http.post(f"/api/stores/{store_id}/sync", json=body)
             if response.status_code != 202:
                 raise RuntimeError(f"the API answered {response.status_code}: {response.text}")
             return int(response.json()["id"])
@@ -397,7 +417,7 @@ async def run(scenario: Scenario, database_url: str, workdir: Path) -> Outcome:
                 worker = ["worker", "--concurrency", str(per_worker)]
                 launch(started, worker, env, workdir / f"worker-{n}.log")
             await wait_http(f"http://127.0.0.1:{api_port}/healthz", api)
-            backlog = scenario.users_after or scenario.stores
+            backlog = scenario.users_after or scenario.scheduled_jobs
             await wait_until(
                 database,
                 lambda c: c["schedule"] >= backlog,
@@ -458,13 +478,15 @@ def analyse(
             waits[f"user, {label} when queued"] = Summary.of(users)
     longest = longest_wait_per_store(trace)
     worst_store = max(longest, key=lambda s: longest[s])
+    aging = scenario.priority_aging_seconds
     return Outcome(
         scenario=scenario,
         config=config,
         trace=trace,
         limits=replay_limits(trace, scenario.max_concurrent_jobs),
         providers=audit_limits(records, config),
-        passed=passed_over(trace, aging_seconds=scenario.priority_aging_seconds),
+        passed=passed_over(trace, aging_seconds=aging, slack=scenario.order_slack),
+        near=passed_over(trace, aging_seconds=aging, slack=0.0),
         started_ahead=overtaken(trace, "user", "schedule"),
         waits=waits,
         longest_store_wait=(worst_store, longest[worst_store]),
@@ -601,8 +623,10 @@ def report(outcome: Outcome) -> str:
         "request that came while its store was syncing waited for that sync (one job per "
         "store).",
         "- Claims that took a job while another with a higher effective priority (priority + "
-        "aging) was due, its store free, for at least 1 s: "
-        f"{len(outcome.passed)}.",
+        f"aging) had been due, its store free, for {s.order_slack:g} s or more: "
+        f"{len(outcome.passed)}; for less: {len(outcome.near) - len(outcome.passed)} (the "
+        "log's clocks are read before the statements commit, so those may not have been "
+        "visible yet).",
         f"- Attempts that ended back in the queue (a spent Klaviyo minute, a retry): {deferred:,}.",
         f"- CPU time of the simulator, the workers and the API together: "
         f"{outcome.cpu_seconds:,.0f} s, {1000 * outcome.cpu_seconds / outcome.limits.claims:.0f} "

@@ -284,21 +284,19 @@ def passed_over(trace: Trace, *, aging_seconds: float, slack: float = 1.0) -> li
             return True
         return False
 
-    events = trace.events
-    for index, event in enumerate(events):
+    # One claim's jobs share its instant and are logged in no particular order, their lines
+    # maybe interleaved with other sessions' (the ids come from one sequence).
+    batches: dict[datetime, list[Event]] = defaultdict(list)
+    for event in trace.events:
+        if event.kind == "claimed":
+            batches[event.at].append(event)
+    for event in trace.events:
         job = trace.jobs[event.job_id]
         if event.kind == "queued":
             if not job.claims or job.claims[0].seq > event.seq:
                 bisect.insort(waiting, (-key(job), job.id))
         elif event.kind == "claimed":
-            if index and events[index - 1].kind == "claimed" and events[index - 1].at == event.at:
-                continue  # checked with the first of its claim
-            batch = [event]  # one claim's jobs share its instant, in no particular order
-            while len(events) > index + len(batch) and (
-                events[index + len(batch)].kind == "claimed"
-                and events[index + len(batch)].at == event.at
-            ):
-                batch.append(events[index + len(batch)])
+            batch = batches.pop(event.at, [])  # empty: checked with the first of its claim
             claimed = [trace.jobs[e.job_id] for e in batch]
             for taken in claimed:
                 forget(taken)

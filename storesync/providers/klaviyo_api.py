@@ -209,6 +209,7 @@ class KlaviyoAPI:
                 deadline=self.settings.http_timeout_seconds * 2,
             )
             limiter = limiter_for(self.account_id or self.fingerprint, group, self.limits)
+            limiter.answered()
             if response.status_code != 429:
                 error = status_error(response, api_path)
                 if error is not None:

@@ -5,7 +5,9 @@ second and a steady window of one minute (see the table in API-FACTS.md), and ev
 key of the account shares them. :class:`WindowLimiter` keeps the send times of the last minute
 and, before a call, waits until one more call fits in *every* window of that length ending now.
 That sliding check is stricter than Klaviyo's fixed windows (any fixed window is one such
-interval), so calls paced by it fit Klaviyo's windows wherever their boundaries fall.
+interval), so calls paced by it fit Klaviyo's windows wherever their boundaries fall. A call
+is counted from its answer once it has one (:meth:`WindowLimiter.answered`): it reached
+Klaviyo at some moment before that, however long it waited on the way.
 
 Answers feed the limiter too: a 429's ``Retry-After`` blocks the group until then, and
 ``RateLimit-Remaining: 0`` with ``RateLimit-Reset`` blocks it until the steady window resets
@@ -122,6 +124,14 @@ class WindowLimiter:
                 return waited
             waited += delay
             await asyncio.sleep(delay)
+
+    def answered(self) -> None:
+        """Count the latest call from now, when its answer came, rather than from when it was
+        let go: Klaviyo counts a call when it arrives, which may be well after it was let go
+        on a busy machine, and a window measured from the answer holds whatever the delay."""
+        with self._lock:
+            if self._sent:
+                self._sent[-1] = max(self._sent[-1], self._clock())
 
     def block_for(self, seconds: float) -> None:
         """Send nothing in this group for ``seconds`` (a 429, or an exhausted window)."""

@@ -70,3 +70,14 @@ async def test_a_window_with_room_left_is_not_written() -> None:
     await window.publish()  # one call of two this minute: the next sync may go at once
     assert await cache.get(window_key("AbC123")) is None
     await process(cache, clock).wait_or_defer()
+
+
+def test_a_call_counts_from_its_answer() -> None:
+    clock = Clock()
+    limiter = WindowLimiter(KLAVIYO, clock)
+    assert limiter.try_acquire() == 0
+    clock.now += 0.8  # it waited on the way: Klaviyo may have counted it only now
+    limiter.answered()
+    clock.now += 0.3
+    # A second from the answer, not from the send (plus the limiter's margin).
+    assert limiter.try_acquire() == pytest.approx(0.8 + 1.05 - 1.1)

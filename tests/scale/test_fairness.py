@@ -24,21 +24,22 @@ import pytest
 from benchmarks.harness import drop, recreate
 from benchmarks.scale import Outcome, Scenario, report, run
 from storesync.audit import JobTrace
+from storesync.queue import Priority
 from tests.conftest import PG_ADMIN_URL
 
 pytestmark = pytest.mark.slow
 
 AGING = 0.06  # seconds per priority point
-USER_POINTS = 100  # how far above a scheduled refresh a user's request starts
+USER_POINTS = Priority.USER - Priority.SCHEDULE  # 100: a user's head start
 BURST = 4
 SCENARIO = Scenario(
     stores=15,
     workers=2,
     max_concurrent_jobs=2,
     user_times=(0.0,) * BURST + tuple(0.5 * i for i in range(1, 25)),
-    users_after=45,  # the whole backlog
     priority_aging_seconds=AGING,
     wide_limits=True,
+    order_slack=2.0,  # two workers of one job each: their statements commit at once
     timeout=150,
 )
 
