@@ -692,7 +692,8 @@ class JobQueue:
 
     async def note_change(self, job_id: int, note: str) -> bool:
         """Tell a running job that the data it syncs changed after it began (a webhook): its
-        worker queues the period again when the job completes (a "changed" line in the log).
+        worker queues the period again when the job completes (a "changed" line in the log;
+        see :meth:`changed_while_running`).
 
         Returns False when the job no longer runs; the caller then queues the period itself.
         The job's row lock orders this with the job's completion, so one of the two always
@@ -704,6 +705,19 @@ class JobQueue:
                 return False
             await write_log(conn, [job_id], self.clock(), "changed", note)
             return True
+
+    async def changed_while_running(self, job_id: int) -> bool:
+        """Whether :meth:`note_change` told the job's latest attempt of a change."""
+        latest_claim = (
+            select(func.max(EVENTS.c.id))
+            .where(EVENTS.c.job_id == job_id, EVENTS.c.kind == "claimed")
+            .scalar_subquery()
+        )
+        noted = select(EVENTS.c.id).where(
+            EVENTS.c.job_id == job_id, EVENTS.c.kind == "changed", EVENTS.c.id > latest_claim
+        )
+        async with self.database.statements() as conn:
+            return bool(await conn.scalar(select(noted.exists())))
 
     async def mark_cancelled(self, job_id: int, worker_id: str) -> Job:
         """The worker stopped a job whose cancellation was requested."""

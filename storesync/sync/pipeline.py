@@ -273,9 +273,7 @@ class SyncPipeline:
     async def _sync_again_if_changed(self, job: Job) -> None:
         """Queue the period again when a change to it was reported while this attempt ran
         (see ``JobQueue.note_change``): the figures just cached may predate it."""
-        events = await self.queue.events(job.id)
-        claims = [n for n, event in enumerate(events) if event["kind"] == "claimed"]
-        if claims and any(event["kind"] == "changed" for event in events[claims[-1] :]):
+        if await self.queue.changed_while_running(job.id):
             await self.queue.enqueue(
                 job.store_id, job.period_start, job.period_end, reason=Reason.WEBHOOK
             )

@@ -398,7 +398,7 @@ async def test_cancel_queued_processing_and_finished_jobs(
 
 
 async def test_a_change_noted_on_a_running_job_is_seen_by_its_completion(
-    queue: JobQueue, stores: StoreDirectory
+    queue: JobQueue, stores: StoreDirectory, clock: FakeClock
 ) -> None:
     store = await add_store(stores)
     job = (await queue.enqueue(store, *JAN)).job
@@ -408,7 +408,18 @@ async def test_a_change_noted_on_a_running_job_is_seen_by_its_completion(
     await queue.complete(job.id, "w1")
     kinds = [e["kind"] for e in await queue.events(job.id)]
     assert kinds == ["queued", "claimed", "changed", "completed"]
+    assert await queue.changed_while_running(job.id)
     assert not await queue.note_change(job.id, "finished: the caller queues a new sync")
+
+    # A change noted on an attempt that then failed is news to that attempt only: the next
+    # one fetches after it.
+    again = (await queue.enqueue(store, *FEB)).job
+    await queue.claim("w1")
+    assert await queue.note_change(again.id, "a change")
+    await queue.fail(again.id, "w1", "Shopify answered 503", retryable=True)
+    clock.advance(3600)
+    await queue.claim("w1")
+    assert not await queue.changed_while_running(again.id)
 
     # Raced against the completion, the note lands before it, or is refused: never after.
     for n in range(2, 12):
@@ -419,6 +430,7 @@ async def test_a_change_noted_on_a_running_job_is_seen_by_its_completion(
         )
         kinds = [e["kind"] for e in await queue.events(raced.id)]
         assert kinds[-2:] == (["changed", "completed"] if noted else ["claimed", "completed"])
+        assert await queue.changed_while_running(raced.id) is noted
 
 
 async def test_retry_requeues_a_failed_job(queue: JobQueue, stores: StoreDirectory) -> None:
