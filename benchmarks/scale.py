@@ -98,6 +98,7 @@ from storesync.audit import (
 from storesync.periods import Period
 from storesync.settings import Settings
 from storesync.simulator import (
+    LatencyConfig,
     RequestRecord,
     SimStore,
     SimulatorConfig,
@@ -143,6 +144,8 @@ class Scenario:
     #: count. The log's clocks are read before the statements commit; on a loaded machine a
     #: commit can come seconds later, and a claim does not see what is not committed yet.
     order_slack: float = 10.0
+    #: Added to every provider answer: a test's syncs then take a known least time.
+    latency_ms: float = 0.0
     seed: int = 0
     timeout: float = 1200.0
 
@@ -220,6 +223,7 @@ def simulator_config(scenario: Scenario) -> SimulatorConfig:
         # thousand stores in flight would be generated again at nearly every call.
         data_cache_size=scenario.stores,
     )
+    config = dataclasses.replace(config, latency=LatencyConfig(fixed_ms=scenario.latency_ms))
     if not scenario.wide_limits:
         return config  # the defaults are the providers' real limits
     stores = [
@@ -409,14 +413,30 @@ async def run(scenario: Scenario, database_url: str, workdir: Path) -> Outcome:
                 env,
                 workdir / "simulator.log",
             )
-            await wait_http(f"{sim}/_sim/health", simulator)
             serve = ["serve", "--no-worker", "--no-access-log", "--port", str(api_port)]
-            api = launch(started, serve, env, workdir / "api.log")
+            api = launch(started, serve, env, workdir / "api.log")  # needs no simulator
+            await wait_http(f"{sim}/_sim/health", simulator)
             per_worker = math.ceil(scenario.max_concurrent_jobs / scenario.workers)
             for n in range(scenario.workers):
                 worker = ["worker", "--concurrency", str(per_worker)]
                 launch(started, worker, env, workdir / f"worker-{n}.log")
-            await wait_http(f"http://127.0.0.1:{api_port}/healthz", api)
+            for attempt in range(3):
+                try:
+                    await wait_http(f"http://127.0.0.1:{api_port}/healthz", api)
+                    break
+                except RuntimeError:
+                    # `serve` exits when the database refuses it at startup (a shared server
+                    # out of connections, say), where workers wait: start it again.
+                    if api.poll() is None or attempt == 2:
+                        raise
+                    await asyncio.sleep(2)
+                    api = launch(started, serve, env, workdir / "api.log")
+            async with httpx.AsyncClient() as http:  # the first request pays for the imports
+                await http.get(
+                    f"http://127.0.0.1:{api_port}/api/stores",
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=60,
+                )
             backlog = scenario.users_after or scenario.scheduled_jobs
             await wait_until(
                 database,
