@@ -237,17 +237,16 @@ def max_overlap(intervals: list[tuple[float, float]]) -> int:
     return best
 
 
-def restart_postgres() -> None:
-    """Restart the machine's PostgreSQL cluster (tests doing it are marked ``serial``)."""
+def restart_postgres(down_seconds: float = 0) -> None:
+    """Restart the machine's PostgreSQL cluster, down for ``down_seconds`` at least when given
+    (tests doing it are marked ``serial``: it cuts every test's connections)."""
     version = subprocess.run(["ls", "/etc/postgresql"], capture_output=True, text=True, check=True)
-    subprocess.run(
-        [
-            "pg_ctlcluster",
-            "--skip-systemctl-redirect",
-            version.stdout.split()[-1],
-            "main",
-            "restart",
-        ],
-        check=True,
-        timeout=120,
-    )
+    cluster = ["pg_ctlcluster", "--skip-systemctl-redirect", version.stdout.split()[-1], "main"]
+    if not down_seconds:
+        subprocess.run([*cluster, "restart"], check=True, timeout=120)
+        return
+    subprocess.run([*cluster, "stop"], check=True, timeout=120)
+    try:
+        time.sleep(down_seconds)
+    finally:
+        subprocess.run([*cluster, "start"], check=True, timeout=120)

@@ -115,6 +115,16 @@ class KlaviyoEndpoints:
     ) -> tuple[SimStore, dict[str, str]] | Response:
         record = current_record(request.scope)
         record.provider, record.endpoint = "klaviyo", endpoint
+        auth = request.headers.get("authorization", "")
+        store = (
+            self.sim.find_klaviyo(auth.removeprefix("Klaviyo-API-Key ").strip())
+            if auth.startswith("Klaviyo-API-Key ")
+            else None
+        )
+        if store is not None:
+            # Noted before the fault draw, so that an injected 429 can be matched with the
+            # account's next call (did the client honour its Retry-After?).
+            record.account = store.klaviyo_account_id
         kind = await self.sim.faults.before(request, "klaviyo")
         if kind == "throttle":  # injected: the log says fault="throttle", throttled stays False
             return error(
@@ -130,20 +140,14 @@ class KlaviyoEndpoints:
                     503, "service_unavailable", "Service unavailable.", "Please try again later."
                 )
             return error(500, "error", "A server error occurred.", "A server error occurred.")
-        auth = request.headers.get("authorization", "")
-        store = (
-            self.sim.find_klaviyo(auth.removeprefix("Klaviyo-API-Key ").strip())
-            if auth.startswith("Klaviyo-API-Key ")
-            else None
-        )
         if store is None or store.klaviyo_key_revoked:
+            record.account = None
             return error(
                 401,
                 "not_authenticated",
                 "Authentication credentials were not provided.",
                 "Missing or invalid private key.",
             )
-        record.account = store.klaviyo_account_id
         revision = request.headers.get("revision")
         if not revision:
             return invalid("The 'revision' header is required.", {"header": "revision"})

@@ -4,7 +4,6 @@ and a database restart loses no job."""
 from __future__ import annotations
 
 import json
-import subprocess
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,9 @@ from tests.harness import (
     SimulatorProcess,
     fast_stores,
     free_port,
+    max_overlap,
     read_jobs,
+    restart_postgres,
     start_worker,
     stop,
     wait_for,
@@ -33,16 +34,6 @@ PERIOD = ("2026-07-01", "2026-07-31")
 @pytest.fixture
 def sim_stores() -> list[SimStore]:
     return fast_stores(12, orders_per_day=10)
-
-
-def max_overlap(intervals: list[tuple[float, float]]) -> int:
-    """The largest number of intervals open at one instant."""
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
-    best = current = 0
-    for _, step in events:
-        current += step
-        best = max(best, current)
-    return best
 
 
 def shop_intervals(requests: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
@@ -131,21 +122,6 @@ def test_two_workers_hold_the_global_and_per_store_limits_with_one_scheduler(
             json.loads(line)
         text = "\n".join(lines)
         assert not any(secret in text for secret in secrets)
-
-
-def restart_postgres() -> None:
-    version = subprocess.run(["ls", "/etc/postgresql"], capture_output=True, text=True, check=True)
-    subprocess.run(
-        [
-            "pg_ctlcluster",
-            "--skip-systemctl-redirect",
-            version.stdout.split()[-1],
-            "main",
-            "restart",
-        ],
-        check=True,
-        timeout=120,
-    )
 
 
 @pytest.mark.serial
