@@ -92,6 +92,22 @@ _ENQUEUE_PARAMS = (
     "run_after",
 )
 
+_JOB_ID = bindparam("job_id", type_=Integer)
+#: Whether the job's log has a "changed" line (see :meth:`JobQueue.note_change`) after its
+#: latest claim: a change noted on an earlier attempt was fetched by the next one.
+_CHANGED_DURING_ATTEMPT = select(
+    select(EVENTS.c.id)
+    .where(
+        EVENTS.c.job_id == _JOB_ID,
+        EVENTS.c.kind == "changed",
+        EVENTS.c.id
+        > select(func.max(EVENTS.c.id))
+        .where(EVENTS.c.job_id == _JOB_ID, EVENTS.c.kind == "claimed")
+        .scalar_subquery(),
+    )
+    .exists()
+)
+
 #: Advisory lock key serialising claims on PostgreSQL (any constant unique to storesync).
 CLAIM_LOCK = 0x5702E5D
 
@@ -175,20 +191,9 @@ class JobQueue:
         is raised to it, so a user's request overtakes a scheduled refresh of the same period.
         """
         period = Period.checked(start, end, max_days=self.settings.max_period_days)
-        wanted = int(Priority.for_reason(reason)) if priority is None else priority
         now = self.clock()
-        values = {
-            "store_id": store_id,
-            "priority": wanted,
-            "reason": Reason(reason).value,
-            "period_start": period.start,
-            "period_end": period.end,
-            "force": force,
-            "queued_at": now,
-            "run_after": run_after or now,
-        }
-        message = f"queued by {values['reason']}"
-        values = {f"new_{name}": value for name, value in values.items()}
+        values = self._new_job(store_id, period, reason, priority, run_after, now, force=force)
+        message = f"queued by {Reason(reason).value}"
         for _ in range(5):
             try:
                 # Each statement is atomic on its own: no transaction round trips needed.
@@ -204,6 +209,30 @@ class JobQueue:
                 raise NotFoundError(f"store {store_id} does not exist") from None
             # The active job finished between our insert and our read: insert again.
         raise InvalidStateError("could not enqueue: the job kept changing state; try again")
+
+    @staticmethod
+    def _new_job(
+        store_id: int,
+        period: Period,
+        reason: Reason,
+        priority: int | None,
+        run_after: datetime | None,
+        now: datetime,
+        *,
+        force: bool = False,
+    ) -> dict[str, Any]:
+        """The parameters of :meth:`_insert_if_absent` for a new job."""
+        values = {
+            "store_id": store_id,
+            "priority": int(Priority.for_reason(reason)) if priority is None else priority,
+            "reason": Reason(reason).value,
+            "period_start": period.start,
+            "period_end": period.end,
+            "force": force,
+            "queued_at": now,
+            "run_after": run_after or now,
+        }
+        return {f"new_{name}": value for name, value in values.items()}
 
     def _insert_if_absent(self) -> Insert:
         """INSERT a queued job unless an active one has its store and period (parameters:
@@ -449,7 +478,8 @@ class JobQueue:
         *,
         progress: dict[str, Any] | None = None,
     ) -> Job:
-        """Mark the job completed and run ``write_results`` in the same transaction.
+        """Mark the job completed and run ``write_results`` in the same transaction; when a
+        change was noted during this attempt (:meth:`note_change`), queue the period again.
 
         Raises :class:`LostJobError` (and writes nothing) when the worker no longer owns it.
         """
@@ -473,6 +503,11 @@ class JobQueue:
             if not changed:
                 raise LostJobError(f"job {job_id} is no longer held by worker {worker_id}")
             await self._finish(conn, changed, "job.completed", write_results)
+            if await conn.scalar(_CHANGED_DURING_ATTEMPT, {"job_id": job_id}):
+                # The figures just written may predate the change: sync the period again.
+                job = changed[0]
+                again = self._new_job(job.store_id, job.period, Reason.WEBHOOK, None, None, now)
+                await self._insert_new.run(conn, again, at=now, message="queued by webhook")
             return changed[0]
 
     async def complete_many(self, worker_id: str, job_ids: Sequence[int]) -> list[int]:
@@ -692,8 +727,8 @@ class JobQueue:
 
     async def note_change(self, job_id: int, note: str) -> bool:
         """Tell a running job that the data it syncs changed after it began (a webhook): its
-        worker queues the period again when the job completes (a "changed" line in the log;
-        see :meth:`changed_while_running`).
+        completion queues the period again, in the same transaction (a "changed" line in the
+        log is the message).
 
         Returns False when the job no longer runs; the caller then queues the period itself.
         The job's row lock orders this with the job's completion, so one of the two always
@@ -705,19 +740,6 @@ class JobQueue:
                 return False
             await write_log(conn, [job_id], self.clock(), "changed", note)
             return True
-
-    async def changed_while_running(self, job_id: int) -> bool:
-        """Whether :meth:`note_change` told the job's latest attempt of a change."""
-        latest_claim = (
-            select(func.max(EVENTS.c.id))
-            .where(EVENTS.c.job_id == job_id, EVENTS.c.kind == "claimed")
-            .scalar_subquery()
-        )
-        noted = select(EVENTS.c.id).where(
-            EVENTS.c.job_id == job_id, EVENTS.c.kind == "changed", EVENTS.c.id > latest_claim
-        )
-        async with self.database.statements() as conn:
-            return bool(await conn.scalar(select(noted.exists())))
 
     async def mark_cancelled(self, job_id: int, worker_id: str) -> Job:
         """The worker stopped a job whose cancellation was requested."""

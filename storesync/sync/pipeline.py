@@ -29,7 +29,7 @@ from storesync.providers.klaviyo_budget import ReportBudget
 from storesync.providers.klaviyo_pacing import KlaviyoRateLimits, Window
 from storesync.providers.provider_cache import ProviderCache
 from storesync.providers.shopify import ShopifyClient
-from storesync.queue import Job, JobQueue, LostJobError, Reason
+from storesync.queue import Job, JobQueue, LostJobError
 from storesync.settings import Settings
 from storesync.storage.engine import Database, is_unavailable
 from storesync.stores import StoreCredentials, StoreDirectory, StoreInfo
@@ -266,17 +266,7 @@ class SyncPipeline:
             )
         if SHOPIFY in payloads and store.currency is None:
             await self.services.stores.update(store.id, currency=payloads[SHOPIFY]["currency"])
-        done = await self.queue.complete(job.id, worker_id, write, progress=progress.summary_json())
-        await self._sync_again_if_changed(done)
-        return done
-
-    async def _sync_again_if_changed(self, job: Job) -> None:
-        """Queue the period again when a change to it was reported while this attempt ran
-        (see ``JobQueue.note_change``): the figures just cached may predate it."""
-        if await self.queue.changed_while_running(job.id):
-            await self.queue.enqueue(
-                job.store_id, job.period_start, job.period_end, reason=Reason.WEBHOOK
-            )
+        return await self.queue.complete(job.id, worker_id, write, progress=progress.summary_json())
 
     async def _retry_later(
         self, job: Job, worker_id: str, failures: list[Exception], progress: SyncProgress

@@ -397,7 +397,7 @@ async def test_cancel_queued_processing_and_finished_jobs(
         await queue.cancel(12345)
 
 
-async def test_a_change_noted_on_a_running_job_is_seen_by_its_completion(
+async def test_a_change_noted_on_a_running_job_queues_its_period_again_at_completion(
     queue: JobQueue, stores: StoreDirectory, clock: FakeClock
 ) -> None:
     store = await add_store(stores)
@@ -408,20 +408,22 @@ async def test_a_change_noted_on_a_running_job_is_seen_by_its_completion(
     await queue.complete(job.id, "w1")
     kinds = [e["kind"] for e in await queue.events(job.id)]
     assert kinds == ["queued", "claimed", "changed", "completed"]
-    assert await queue.changed_while_running(job.id)
+    [again] = await queue.list_jobs(status=JobStatus.QUEUED)
+    assert (again.store_id, again.period, again.reason) == (store, job.period, Reason.WEBHOOK)
     assert not await queue.note_change(job.id, "finished: the caller queues a new sync")
 
     # A change noted on an attempt that then failed is news to that attempt only: the next
-    # one fetches after it.
-    again = (await queue.enqueue(store, *FEB)).job
+    # one fetches after it, and its completion queues nothing more.
     await queue.claim("w1")
     assert await queue.note_change(again.id, "a change")
     await queue.fail(again.id, "w1", "Shopify answered 503", retryable=True)
     clock.advance(3600)
     await queue.claim("w1")
-    assert not await queue.changed_while_running(again.id)
+    await queue.complete(again.id, "w1")
+    assert await queue.list_jobs(status=JobStatus.QUEUED) == []
 
-    # Raced against the completion, the note lands before it, or is refused: never after.
+    # Raced against the completion, the note lands before it (and the period is queued
+    # again), or is refused (and the caller queues it): never lost in between.
     for n in range(2, 12):
         raced = (await queue.enqueue(await add_store(stores, n), *JAN)).job
         await queue.claim("w1")
@@ -430,7 +432,8 @@ async def test_a_change_noted_on_a_running_job_is_seen_by_its_completion(
         )
         kinds = [e["kind"] for e in await queue.events(raced.id)]
         assert kinds[-2:] == (["changed", "completed"] if noted else ["claimed", "completed"])
-        assert await queue.changed_while_running(raced.id) is noted
+        queued = await queue.list_jobs(status=JobStatus.QUEUED, store_id=raced.store_id)
+        assert len(queued) == noted
 
 
 async def test_retry_requeues_a_failed_job(queue: JobQueue, stores: StoreDirectory) -> None:
