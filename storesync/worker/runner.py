@@ -41,6 +41,7 @@ class RunningJob:
     task: asyncio.Task[None] | None = None
     stop_reason: str | None = None  # "cancel", "lost" or "shutdown"
     finished: bool = False
+    unowned_rounds: int = 0  # heartbeats that did not find the job held by this worker
     started: float = field(default_factory=time.monotonic)
 
 
@@ -249,8 +250,13 @@ class Worker:
             if entry.finished or entry.task is None:
                 continue
             if entry.job.id not in owned:
-                entry.stop_reason = "lost"
-                entry.task.cancel()
+                # The first time may be this very job's completion, committed while the
+                # heartbeat ran; taken back, it is still running a round later. (Its writes are
+                # refused either way: stopping it only saves the work.)
+                entry.unowned_rounds += 1
+                if entry.unowned_rounds >= 2:
+                    entry.stop_reason = "lost"
+                    entry.task.cancel()
             elif owned[entry.job.id]:
                 entry.stop_reason = "cancel"
                 entry.task.cancel()
