@@ -9,7 +9,8 @@
 - :func:`assert_provider_limits`: the simulator's request log shows Shopify never throttling,
   Klaviyo refusing (almost) nothing, one Shopify call at a time per shop, no more stores in
   flight than the global limit, and every ``Retry-After`` honoured;
-- :func:`assert_no_credentials`: every log is JSON lines without a credential in it.
+- :func:`assert_no_credentials`: every log is JSON lines without a credential in it;
+- :func:`assert_lost_only_when_taken_back`: a worker's log calls a job lost only when it was.
 
 :func:`assert_drill_invariants` runs them all.
 """
@@ -127,10 +128,29 @@ def _ends_attempt(event: dict[str, Any]) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
+class Attempt:
+    """One stay of a job in ``processing``, from its claim to the event that ended it."""
+
+    job_id: int
+    worker_id: str
+    claimed: dict[str, Any]
+    ended: dict[str, Any]
+
+    @property
+    def rescued(self) -> bool:
+        """Taken back by a rescue (the holder stopped heart-beating), not ended by it."""
+        message = self.ended["message"] or ""
+        return self.ended["kind"] == "rescued" or "stopped responding" in message
+
+
+@dataclasses.dataclass(frozen=True)
 class QueueReplay:
     peak: int  # most jobs processing at once
-    claims: int
-    rescues: list[dict[str, Any]]  # the "rescued" events (and failures by rescue)
+    attempts: list[Attempt]
+
+    @property
+    def rescues(self) -> list[Attempt]:
+        return [a for a in self.attempts if a.rescued]
 
 
 def assert_queue_limits(db_url: str, limit: int = MAX_CONCURRENT_JOBS) -> QueueReplay:
@@ -141,25 +161,24 @@ def assert_queue_limits(db_url: str, limit: int = MAX_CONCURRENT_JOBS) -> QueueR
         "SELECT e.id, e.job_id, e.at, e.kind, e.message, e.data, q.store_id "
         "FROM sync_job_events e JOIN sync_queue q ON q.id = e.job_id ORDER BY e.id",
     )
-    running: dict[int, int] = {}  # job id → store id
-    peak = claims = 0
-    rescues = []
+    running: dict[int, dict[str, Any]] = {}  # job id → its claim
+    attempts = []
+    peak = 0
     for event in events:
         job = event["job_id"]
         if event["kind"] == "claimed":
             assert job not in running, f"job {job} claimed again while processing: {event}"
-            busy = [j for j, store in running.items() if store == event["store_id"]]
+            busy = [j for j, claim in running.items() if claim["store_id"] == event["store_id"]]
             assert busy == [], f"store {event['store_id']}: job {job} claimed while {busy} ran"
-            running[job] = event["store_id"]
-            claims += 1
+            running[job] = event
             peak = max(peak, len(running))
             assert len(running) <= limit, f"{len(running)} jobs processing: {sorted(running)}"
-        elif _ends_attempt(event):
-            if event["kind"] == "rescued" or "stopped responding" in (event["message"] or ""):
-                rescues.append(event)
-            running.pop(job, None)
-    assert running == {}, f"jobs whose attempt never ended: {running}"
-    return QueueReplay(peak=peak, claims=claims, rescues=rescues)
+        elif _ends_attempt(event) and job in running:
+            claim = running.pop(job)
+            worker = claim["message"].removeprefix("claimed by ")
+            attempts.append(Attempt(job, worker, claim, event))
+    assert running == {}, f"jobs whose attempt never ended: {sorted(running)}"
+    return QueueReplay(peak=peak, attempts=attempts)
 
 
 def _stores_in_flight(spans: dict[str, list[tuple[float, float]]]) -> int:
@@ -250,7 +269,7 @@ def assert_provider_limits(
     return requests
 
 
-def assert_no_credentials(logs: Iterable[Path], secrets: list[str]) -> None:
+def assert_no_credentials(logs: list[Path], secrets: list[str]) -> None:
     """Each log is JSON lines, none of which contains a credential."""
     texts = {log.name: log.read_text() for log in logs}
     assert any(texts.values()), "every log is empty: nothing to check"
@@ -261,11 +280,33 @@ def assert_no_credentials(logs: Iterable[Path], secrets: list[str]) -> None:
         assert leaked == [], f"{name} shows credentials: {leaked}"
 
 
+def assert_lost_only_when_taken_back(db_url: str, logs: list[Path]) -> None:
+    """A worker logs a job "lost" only when a rescue really took it back (a job its own
+    completion finished is "completed", in the log and in the metrics)."""
+    lost = set()
+    for log in logs:
+        for line in log.read_text().splitlines():
+            message = json.loads(line)["message"]
+            if message.startswith("job ") and message.endswith(": lost"):
+                lost.add(int(message.split()[1].rstrip(":")))
+    if not lost:
+        return
+    taken_back = {
+        r["job_id"]
+        for r in query(
+            db_url,
+            "SELECT job_id FROM sync_job_events WHERE kind = 'rescued' "
+            "OR (kind = 'failed' AND message LIKE '%stopped responding%')",
+        )
+    }
+    assert lost <= taken_back, f"logged lost, never taken back: {sorted(lost - taken_back)}"
+
+
 def assert_drill_invariants(
     db_url: str,
     simulator: SimulatorProcess,
     requested: Iterable[Key],
-    logs: Iterable[Path],
+    logs: list[Path],
     secrets: list[str],
     *,
     limit: int = MAX_CONCURRENT_JOBS,
@@ -277,4 +318,5 @@ def assert_drill_invariants(
     replay = assert_queue_limits(db_url, limit)
     assert_provider_limits(simulator, limit)
     assert_no_credentials(logs, secrets)
+    assert_lost_only_when_taken_back(db_url, logs)
     return replay

@@ -59,12 +59,12 @@ def test_kill_9_of_random_workers_while_200_jobs_run(
     env = {**env, "STORESYNC_MAX_CONCURRENT_JOBS": str(LIMIT)}
     rng = random.Random(9)
     with fleet(env, tmp_path, concurrency=5) as workers:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 150
         while True:
             time.sleep(rng.uniform(4.0, 6.0))  # the fault's rhythm, not a wait for a result
             if all_finished(db_url):
                 break
-            assert time.monotonic() < deadline, "the jobs did not finish in 120 s"
+            assert time.monotonic() < deadline, "the jobs did not finish in 150 s"
             workers.kill_one(rng)
         codes = workers.stop()
     assert codes == [0, 0, 0, 0], "a surviving worker did not stop cleanly"
@@ -76,17 +76,14 @@ def test_kill_9_of_random_workers_while_200_jobs_run(
     statuses = query(db_url, "SELECT status, count(*) AS n FROM sync_queue GROUP BY status")
     assert {r["status"]: r["n"] for r in statuses}.get("completed", 0) >= 190
 
-    # The kills hit running jobs, and only dead workers' jobs were taken back, each within
-    # a lease and a rescue round of the kill.
+    # The kills hit running jobs, and every job a killed worker held was taken back within a
+    # lease and a rescue round of the kill.
     assert replay.rescues, "no kill caught a worker with a job: the drill proved nothing"
     killed_at = {pid: at for at, pid in workers.killed}
-    claims = query(db_url, "SELECT id, job_id, message FROM sync_job_events WHERE kind = 'claimed'")
-    for rescue in replay.rescues:
-        last_claim = max(
-            (c for c in claims if c["job_id"] == rescue["job_id"] and c["id"] < rescue["id"]),
-            key=lambda c: c["id"],
-        )
-        pid = int(last_claim["message"].split(":")[-2])  # "claimed by host:pid:suffix"
-        assert pid in killed_at, f"job {rescue['job_id']} was taken from live worker {pid}"
-        delay = rescue["at"].timestamp() - killed_at[pid]
-        assert 0 < delay < LEASE_SECONDS * 1.5 + 3, f"rescued {delay:.1f} s after the kill"
+    for attempt in replay.attempts:
+        pid = int(attempt.worker_id.split(":")[1])  # host:pid:suffix
+        if pid not in killed_at or attempt.ended["at"].timestamp() < killed_at[pid]:
+            continue  # its worker lived, or the attempt ended before the kill
+        delay = attempt.ended["at"].timestamp() - killed_at[pid]
+        assert attempt.rescued, f"job {attempt.job_id} of a dead worker ended: {attempt.ended}"
+        assert delay < LEASE_SECONDS * 1.5 + 3, f"job {attempt.job_id} rescued {delay:.1f} s late"
