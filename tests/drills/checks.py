@@ -4,11 +4,13 @@
 - :func:`assert_none_lost`: every requested store-period has a finished job or fresh figures;
 - :func:`assert_cache_consistent`: one cache row per store, data type and period, and both
   data types for every period a job completed;
-- :func:`assert_queue_limits`: the job event log, replayed in the order the database wrote it,
-  never shows more than the global limit processing, nor two jobs of one store;
-- :func:`assert_provider_limits`: the simulator's request log shows Shopify never throttling,
-  Klaviyo refusing (almost) nothing, one Shopify call at a time per shop, no more stores in
-  flight than the global limit, and every ``Retry-After`` honoured;
+- :func:`assert_queue_limits`: the job event log, replayed in the order the database wrote it
+  (:mod:`storesync.audit`), never shows more than the global limit processing, nor two jobs
+  of one store;
+- :func:`assert_provider_limits`: the simulator's request log shows every accepted call within
+  its shop's bucket and its account's windows (:mod:`storesync.simulator.audit`), Shopify
+  never throttling, Klaviyo refusing (almost) nothing, one Shopify call at a time per shop, no
+  more stores in flight than the global limit, and every ``Retry-After`` honoured;
 - :func:`assert_no_credentials`: every log is JSON lines without a credential in it;
 - :func:`assert_lost_only_when_taken_back`: a worker's log calls a job lost only when it was.
 
@@ -17,6 +19,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections import Counter, defaultdict
@@ -26,7 +29,13 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from storesync.providers.klaviyo_pacing import group_of
+from sqlalchemy.pool import NullPool
+
+from storesync.audit import Event, Trace, read_trace, replay_limits
+from storesync.settings import Settings
+from storesync.simulator import SimulatorConfig
+from storesync.simulator.audit import audit_limits, klaviyo_group, records_of
+from storesync.storage import connect
 from tests.drills.support import (
     FINISHED,
     HTTP_TIMEOUT_SECONDS,
@@ -117,16 +126,6 @@ def assert_cache_consistent(db_url: str) -> None:
     assert set(cached) <= requested, "cache rows no job wrote"
 
 
-#: Queue events that end an attempt (the job leaves ``processing``).
-_ATTEMPT_ENDS = frozenset({"completed", "failed", "rescued", "released", "cancelled"})
-
-
-def _ends_attempt(event: dict[str, Any]) -> bool:
-    # "retried" is written both by the queue (the job is queued again) and by a connector
-    # (one HTTP call was tried again, the job still runs); only the connector's carries data.
-    return event["kind"] in _ATTEMPT_ENDS or (event["kind"] == "retried" and not event["data"])
-
-
 @dataclasses.dataclass(frozen=True)
 class Attempt:
     """One stay of a job in ``processing``, from its claim to the event that ended it."""
@@ -154,31 +153,36 @@ class QueueReplay:
 
 
 def assert_queue_limits(db_url: str, limit: int = MAX_CONCURRENT_JOBS) -> QueueReplay:
-    """Replay the job event log in the order the database wrote it (event ids: a claim that
-    saw a job finish was written after that job's end) and check both limits at every step."""
-    events = query(
-        db_url,
-        "SELECT e.id, e.job_id, e.at, e.kind, e.message, e.data, q.store_id "
-        "FROM sync_job_events e JOIN sync_queue q ON q.id = e.job_id ORDER BY e.id",
-    )
-    running: dict[int, dict[str, Any]] = {}  # job id → its claim
-    attempts = []
-    peak = 0
-    for event in events:
-        job = event["job_id"]
-        if event["kind"] == "claimed":
-            assert job not in running, f"job {job} claimed again while processing: {event}"
-            busy = [j for j, claim in running.items() if claim["store_id"] == event["store_id"]]
-            assert busy == [], f"store {event['store_id']}: job {job} claimed while {busy} ran"
-            running[job] = event
-            peak = max(peak, len(running))
-            assert len(running) <= limit, f"{len(running)} jobs processing: {sorted(running)}"
-        elif _ends_attempt(event) and job in running:
-            claim = running.pop(job)
+    """Replay the job event log in the order the database wrote it (``storesync.audit``) and
+    check both limits at every claim; returns the peak and every attempt."""
+
+    async def trace() -> Trace:
+        database = connect(Settings(database_url=db_url), poolclass=NullPool)
+        try:
+            return await read_trace(database)
+        finally:
+            await database.dispose()
+
+    report = replay_limits(asyncio.run(trace()), limit)
+    assert report.held, f"the queue broke its limits: {report.violations[:5]}"
+    assert report.peak_per_store == 1
+    return QueueReplay(report.peak, attempts(db_url))
+
+
+def attempts(db_url: str) -> list[Attempt]:
+    """Every attempt, with the worker its claim names (``claimed by host:pid:suffix``)."""
+    rows = query(db_url, "SELECT * FROM sync_job_events ORDER BY id")
+    running: dict[int, dict[str, Any]] = {}
+    found = []
+    for row in rows:
+        event = Event(row["id"], row["job_id"], row["at"], row["kind"], bool(row["data"]))
+        if event.kind == "claimed":
+            running[event.job_id] = row
+        elif event.ends_attempt and event.job_id in running:
+            claim = running.pop(event.job_id)
             worker = claim["message"].removeprefix("claimed by ")
-            attempts.append(Attempt(job, worker, claim, event))
-    assert running == {}, f"jobs whose attempt never ended: {sorted(running)}"
-    return QueueReplay(peak=peak, attempts=attempts)
+            found.append(Attempt(event.job_id, worker, claim, row))
+    return found
 
 
 def _stores_in_flight(spans: dict[str, list[tuple[float, float]]]) -> int:
@@ -224,6 +228,9 @@ def assert_provider_limits(
     """
     requests = simulator.requests()
     assert requests, "no provider call reached the simulator"
+    config = SimulatorConfig.from_json(simulator.get("/_sim/config"))
+    audit = audit_limits(records_of(requests), config)
+    assert audit.held, f"accepted calls beyond the providers' limits: {audit.over_limit[:5]}"
     refused = [r for r in requests if r["throttled"] and r["provider"] == "shopify"]
     assert refused == [], "Shopify had to refuse calls:\n" + _neighbours(requests, refused[0])
     klaviyo = [r for r in requests if r["provider"] == "klaviyo"]
@@ -255,7 +262,7 @@ def assert_provider_limits(
     by_channel: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in requests:
         if r["account"]:
-            group = "graphql" if r["provider"] == "shopify" else group_of(f"/api/{r['endpoint']}")
+            group = "graphql" if r["provider"] == "shopify" else klaviyo_group(r["endpoint"])
             by_channel[(r["account"], group)].append(r)
     hasty = []
     for channel, calls in by_channel.items():
