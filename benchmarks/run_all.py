@@ -2,9 +2,9 @@
 
 Run from the repository root::
 
-    .venv/bin/python -m benchmarks.run_all                    # all four: 15 to 25 minutes
+    .venv/bin/python -m benchmarks.run_all                    # all four: 30 to 40 minutes
     .venv/bin/python -m benchmarks.run_all --only scale,sync  # some; the rest from last time
-    .venv/bin/python -m benchmarks.run_all --quick            # a smoke run, a few minutes
+    .venv/bin/python -m benchmarks.run_all --quick            # a smoke run, about ten minutes
     .venv/bin/python -m benchmarks.run_all --render           # rewrite the page, run nothing
 
 Each benchmark runs as ``python -m benchmarks.NAME`` in a subprocess; its output is echoed and
@@ -305,15 +305,25 @@ def scale_section(output: Output) -> tuple[str, list[str]]:
     refresh = number(r"\*\*Refresh of [\d,]+ stores: ([\d.]+) s\*\*", report)
     bound = number(r"\*\*Lower bound: ([\d.]+) s\*\*", report)
     stores = number(r"\*\*Refresh of ([\d,]+) stores", report)
+    passed = number(r"for [\d.]+ s or more: (\d+);", report)
+    waits = {row["reason"]: row for row in table_with(report, "reason", "priority", "jobs")}
     headline = []
     if refresh and bound and stores:
-        held = "held" if "BROKEN" not in report else "BROKE"
-        headline.append(
+        line = (
             f"{stores:,.0f} stores refreshed by several workers in {refresh:.0f} s, "
-            f"{refresh / bound:.2f}× the {bound:.0f} s lower bound the providers' budgets and "
-            f"the concurrency limit imply; users' requests went ahead of the queued refreshes "
-            f"and the limits {held}"
+            f"{refresh / bound:.2f}× the {bound:.0f} s lower bound that the providers' budgets "
+            "and the concurrency limit imply"
         )
+        free = waits.get("user, store free when queued")
+        if free:
+            line += (
+                f"; users' requests, queued behind that work, started after {free['p50']} s "
+                f"(p50; p95 {free['p95']} s) when their store was not already syncing"
+            )
+        if passed == 0:
+            line += "; no claim passed over a better-ranked job"
+        line += "; the limits held" if "BROKEN" not in report else "; A LIMIT BROKE"
+        headline.append(line)
     text = f"""## Scale
 
 Fairness and dynamic priority with many stores (`benchmarks/scale.py`, whose docstring says
