@@ -5,7 +5,8 @@ so that a database outage pauses the worker instead of killing it:
 
 - **heartbeat** (every lease/3): renews the leases of running jobs and the worker's registry
   row; a job this worker no longer owns is stopped, and one whose cancellation was requested
-  is stopped and marked cancelled.
+  is stopped and marked cancelled. A job whose lease runs out while the database cannot be
+  reached is stopped too: a rescue may give it to another worker the moment it answers.
 - **rescue** (every lease/2): takes back jobs of workers that died (any worker may do it).
 - **scheduler** (every ``scheduler_interval_seconds``): queues refreshes of stale periods,
   while this worker holds the scheduler lease.
@@ -34,6 +35,10 @@ from storesync.sync.pipeline import SyncPipeline, SyncServices
 
 log = logging.getLogger(__name__)
 
+#: How long a job missing from a heartbeat's renewals may take to finish before it is deemed
+#: taken back (its own completion commits before its task ends).
+FINISHING_SECONDS = 0.5
+
 
 @dataclass(slots=True)
 class RunningJob:
@@ -41,8 +46,10 @@ class RunningJob:
     task: asyncio.Task[None] | None = None
     stop_reason: str | None = None  # "cancel", "lost" or "shutdown"
     finished: bool = False
-    unowned_rounds: int = 0  # heartbeats that did not find the job held by this worker
     started: float = field(default_factory=time.monotonic)
+    # When its lease was last taken or renewed, by this process's monotonic clock, read before
+    # asking: the database counts the lease from about then.
+    renewed: float = field(default_factory=time.monotonic)
 
 
 class Worker:
@@ -128,6 +135,7 @@ class Worker:
             free = self.concurrency - len(self.running)
             if free > 0:
                 try:
+                    asked = time.monotonic()
                     claimed = await self.queue.claim(self.id, free)
                     failures = 0
                 except Exception as exc:
@@ -137,7 +145,7 @@ class Worker:
                     await self._database_down("claim", exc, failures)
                     continue
                 for job in claimed:
-                    self._start(job)
+                    self._start(job, leased=asked)
             if once and not claimed and not self.running:
                 try:
                     if await self.queue.count_due() == 0:
@@ -152,8 +160,8 @@ class Worker:
                 continue  # more may be waiting
             await self.wakeup.wait()
 
-    def _start(self, job: Job) -> None:
-        entry = RunningJob(job)
+    def _start(self, job: Job, *, leased: float) -> None:
+        entry = RunningJob(job, renewed=leased)
         self.running[job.id] = entry
         entry.task = asyncio.create_task(self._execute(entry), name=f"job-{job.id}")
         log.info("job %s started (store %s, %s)", job.id, job.store_id, job.period)
@@ -200,12 +208,18 @@ class Worker:
         failures = 0
         while True:
             try:
+                if failures and job.id not in await self.queue.heartbeat(self.id, [job.id]):
+                    # Its lease lapsed while the database was away and another worker may
+                    # run it now: syncing the store beside it would spend the providers'
+                    # budgets twice.
+                    log.warning("job %s was taken back during the outage; dropping it", job.id)
+                    return None
                 return await self.pipeline.run(job, self.id)
             except Exception as exc:
                 if not is_unavailable(exc):
                     raise
                 # The providers' answers are lost with this attempt, but the job is not: run
-                # it again once the database answers (the heartbeat stops us if we lose it).
+                # it again once the database answers, if it is still ours.
                 failures += 1
                 await self._database_down(f"job {job.id}", exc, failures)
 
@@ -245,16 +259,24 @@ class Worker:
 
     async def _heartbeat(self) -> None:
         entries = [e for e in self.running.values() if not e.finished]
-        owned = await self.queue.heartbeat(self.id, [e.job.id for e in entries])
+        asked = time.monotonic()
+        try:
+            owned = await self.queue.heartbeat(self.id, [e.job.id for e in entries])
+        except Exception as exc:
+            if is_unavailable(exc):
+                self._stop_unrenewed(entries)
+            raise
+        for entry in entries:
+            if entry.job.id in owned:
+                entry.renewed = asked
         for entry in entries:
             if entry.finished or entry.task is None:
                 continue
             if entry.job.id not in owned:
-                # The first time may be this very job's completion, committed while the
-                # heartbeat ran; taken back, it is still running a round later. (Its writes are
-                # refused either way: stopping it only saves the work.)
-                entry.unowned_rounds += 1
-                if entry.unowned_rounds >= 2:
+                # It may be this very job's end, committed while the heartbeat ran: a job
+                # that finishes within a moment was not taken back.
+                finishing, _ = await asyncio.wait({entry.task}, timeout=FINISHING_SECONDS)
+                if not finishing:
                     entry.stop_reason = "lost"
                     entry.task.cancel()
             elif owned[entry.job.id]:
@@ -267,6 +289,17 @@ class Worker:
         stats = await queue_stats(self.services.database, self.settings)
         for status in ("queued", "processing", "completed", "failed", "cancelled"):
             self.metrics.queue_depth.labels(status).set(getattr(stats, status))
+
+    def _stop_unrenewed(self, entries: list[RunningJob]) -> None:
+        """Stop the jobs whose leases ran out while the database could not be reached: the
+        moment it answers, a rescue may give them to another worker, and the store must not
+        be synced twice at once. (Still processing, they are rescued and run again.)"""
+        for entry in entries:
+            lapsed = time.monotonic() - entry.renewed >= self.settings.lease_seconds
+            if lapsed and entry.task is not None and not entry.finished:
+                log.warning("job %s: its lease ran out unrenewed; stopping it", entry.job.id)
+                entry.stop_reason = "lost"
+                entry.task.cancel()
 
     async def _rescue(self) -> None:
         report = await self.queue.rescue()
