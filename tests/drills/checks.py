@@ -211,6 +211,23 @@ def _neighbours(requests: list[dict[str, Any]], call: dict[str, Any]) -> str:
     )
 
 
+def _overlapping(requests: list[dict[str, Any]], shop: str) -> str:
+    """The Shopify calls of ``shop`` that overlap another, one per line."""
+    calls = sorted(
+        (r for r in requests if r["provider"] == "shopify" and r["account"] == shop),
+        key=lambda r: r["time"],
+    )
+    lines = []
+    for before, after in pairwise(calls):
+        if after["time"] < before["time"] + min(before["duration_ms"] / 1000, HTTP_TIMEOUT_SECONDS):
+            for r in (before, after):
+                lines.append(
+                    f"{shop} {r['time']:.3f} +{r['duration_ms']:.0f} ms {r['operation']} "
+                    f"-> {r['status']} fault={r['fault']}"
+                )
+    return "\n".join(lines)
+
+
 #: Slack between the simulator's clock reading and the client's, for Retry-After checks.
 CLOCK_SLACK = 0.05
 
@@ -253,8 +270,10 @@ def assert_provider_limits(
         spans[store].append(span)
         if r["provider"] == "shopify":
             shopify[store].append(span)
-    crowded = {shop: max_overlap(iv) for shop, iv in shopify.items() if max_overlap(iv) > 1}
-    assert crowded == {}, f"Shopify calls of one shop at once: {crowded}"
+    crowded = [shop for shop, intervals in shopify.items() if max_overlap(intervals) > 1]
+    assert crowded == [], f"Shopify calls of one shop at once: {crowded}\n" + "\n".join(
+        _overlapping(requests, shop) for shop in crowded
+    )
     assert _stores_in_flight(spans) <= limit
 
     # After a 429 (the simulator's Retry-After is 1 s or more) the next call of that account

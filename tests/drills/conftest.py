@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,11 @@ def sim_stores() -> list[SimStore]:
 @pytest.fixture
 def simulator(sim_stores: list[SimStore], tmp_path: Path) -> Iterator[SimulatorProcess]:
     with run_simulator(faulty_config(sim_stores, seed=len(sim_stores)), tmp_path) as process:
+        # Generate every store's data now: generated on first use by a crowd of workers,
+        # it holds the simulator up for most of a second, past the clients' timeout.
+        today = date.today().isoformat()
+        for store in sim_stores:
+            process.truth(store.shop_domain, today, today)
         yield process
 
 
