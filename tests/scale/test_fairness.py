@@ -2,11 +2,11 @@
 keeps scheduled work from starving, and the limits hold.
 
 One run of ``benchmarks/scale.py``'s scenario, smaller: 15 stores with wide provider limits and
-40 ms added to every provider answer (a sync lasts a few tenths of a second or more, whatever
-the machine, and never waits for a budget), two worker processes and a global limit of 2, so
-that the scheduler's 45 refreshes form a backlog of ten seconds or more. Aging is sped up to a
-point every 0.08 s: a scheduled refresh out-ranks a user's request queued more than 8 s (100
-points) after it.
+80 ms added to every provider answer (a sync lasts about half a second or more, whatever the
+machine, and never waits for a budget), two worker processes and a global limit of 2, so that
+the scheduler's 45 refreshes form a backlog of ten seconds or more (8 s on a quiet machine with
+40 ms). Aging is sped up to a point every 0.05 s: a scheduled refresh out-ranks a user's request
+queued more than 5 s (100 points) after it, well before the backlog is served.
 
 Users ask through the API: a burst right after the scheduler has queued its refreshes, then
 one request every 0.7 s for 12.6 s. The burst ranks above the whole backlog; the requests that
@@ -30,7 +30,7 @@ from tests.conftest import PG_ADMIN_URL
 
 pytestmark = pytest.mark.slow
 
-AGING = 0.08  # seconds per priority point
+AGING = 0.05  # seconds per priority point
 USER_POINTS = Priority.USER - Priority.SCHEDULE  # 100: a user's head start
 BURST = 4
 SCENARIO = Scenario(
@@ -41,7 +41,7 @@ SCENARIO = Scenario(
     priority_aging_seconds=AGING,
     wide_limits=True,
     order_slack=2.0,  # two workers of one job each: their statements commit at once
-    latency_ms=40,
+    latency_ms=80,
     timeout=150,
 )
 
