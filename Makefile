@@ -1,5 +1,5 @@
 # The README's commands. Each sets up its own virtual environment in .venv.
-.PHONY: demo test check bench clean
+.PHONY: demo test check bench screenshots clean
 
 demo:
 	scripts/setup-venv.sh dev
@@ -17,6 +17,10 @@ bench:
 	scripts/setup-venv.sh dev,bench
 	scripts/start-postgres.sh
 	.venv/bin/python -m benchmarks.run_all $(BENCH_ARGS)
+
+# The README's pictures: the demo's browser test, photographing into docs/screenshots.
+screenshots:
+	SCREENSHOTS_DIR=docs/screenshots scripts/test.sh tests/web/test_demo.py
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .storesync

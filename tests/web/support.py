@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,8 +29,11 @@ from tests.harness import stop as harness_stop
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-REPO = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO / "docs" / "screenshots"
+#: Where the demo test photographs the pages: a scratch directory, or the README's
+#: docs/screenshots with ``make screenshots`` (so a test run leaves the checkout unchanged).
+SCREENSHOTS = Path(
+    os.environ.get("SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "storesync-screenshots"
+)
 
 #: Records, in the page, every progress the queue panel showed for a running job (the panel
 #: is swapped in by the page's script; a test reads ``window.__progress`` afterwards).

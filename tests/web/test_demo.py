@@ -2,7 +2,8 @@
 
 The command prints a one-time sign-in link; the link signs in once (never twice); the three
 simulated stores fill in within seconds (the failing one with its clear error); and the main
-pages are photographed into docs/screenshots/ on a laptop-sized and a phone-sized screen.
+pages are photographed on a laptop-sized and a phone-sized screen (into docs/screenshots/ with
+``make screenshots``).
 """
 
 from __future__ import annotations
