@@ -5,8 +5,9 @@ days, last 30 days by default, in the store's time zone) and queues a low-priori
 each one whose cache is missing, expired or marked stale: every store's first period, then
 every store's second, and so on. Enqueue de-duplicates, so a period already queued is not
 queued twice. A period whose last sync failed less than an hour ago is left alone, so a store
-with a revoked token is not hammered. Refreshes are queued ten at a time, and the lease is
-renewed between batches, so that a long tick never overlaps another scheduler's.
+with a revoked token is not hammered. Refreshes are queued in batches of one statement each
+(:meth:`JobQueue.enqueue_many`), and the lease is renewed between batches, so that a long tick
+never overlaps another scheduler's.
 
 Only one scheduler is active at a time across all workers and machines: it holds the
 ``scheduler`` row of table ``leases``, renewed every tick, and another worker takes over only
@@ -15,7 +16,6 @@ after the lease has expired.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from storesync.cache import Cache, CachedPeriod, CacheRow, Freshness
 from storesync.periods import Period, named_period, today_in, zone
 from storesync.queue import JobQueue, JobStatus, Reason
+from storesync.queue.manager import ENQUEUE_MANY_ROWS
 from storesync.settings import Settings
 from storesync.storage.engine import Database
 from storesync.storage.models import Lease, SyncJob, table_of
@@ -37,9 +38,6 @@ LEASES = table_of(Lease)
 JOBS = table_of(SyncJob)
 LEASE_NAME = "scheduler"
 FAILURE_BACKOFF = timedelta(hours=1)
-#: Refreshes queued at once, each in its own transaction: one at a time, a tick over a thousand
-#: stores took minutes in a busy worker.
-ENQUEUE_CONCURRENCY = 10
 
 
 class Scheduler:
@@ -138,18 +136,13 @@ class Scheduler:
             and (store_id, period) not in active
         ]
         queued = 0
-        for first in range(0, len(due), ENQUEUE_CONCURRENCY):
+        for first in range(0, len(due), ENQUEUE_MANY_ROWS):
             # Renewed as it goes: a tick longer than the lease would let a second scheduler
             # start, whose older look at the cache could queue again what was just refreshed.
             if first and not await self.try_lead():
                 break  # another worker leads now: it queues the rest
-            results = await asyncio.gather(
-                *(
-                    self.queue.enqueue(store_id, period.start, period.end, reason=Reason.SCHEDULE)
-                    for store_id, period in due[first : first + ENQUEUE_CONCURRENCY]
-                )
-            )
-            queued += sum(result.created for result in results)
+            batch = due[first : first + ENQUEUE_MANY_ROWS]
+            queued += len(await self.queue.enqueue_many(batch, reason=Reason.SCHEDULE))
         if queued:
             log.info("scheduler queued %d refresh(es)", queued)
         return queued

@@ -25,6 +25,7 @@ Guarantees, and what provides each:
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -91,6 +92,10 @@ _ENQUEUE_PARAMS = (
     "queued_at",
     "run_after",
 )
+
+#: Jobs per statement of :meth:`JobQueue.enqueue_many`: 10 parameters each, well under the
+#: 32,767 a statement can have on either database.
+ENQUEUE_MANY_ROWS = 500
 
 _JOB_ID = bindparam("job_id", type_=Integer)
 #: Whether the job's log has a "changed" line (see :meth:`JobQueue.note_change`) after its
@@ -210,6 +215,47 @@ class JobQueue:
             # The active job finished between our insert and our read: insert again.
         raise InvalidStateError("could not enqueue: the job kept changing state; try again")
 
+    async def enqueue_many(
+        self, requests: Sequence[tuple[int, Period]], *, reason: Reason = Reason.SCHEDULE
+    ) -> list[Job]:
+        """Queue a sync for each ``(store_id, period)`` that has no active job; returns the
+        jobs created (an active job is left as it is: not raised, unlike :meth:`enqueue`).
+
+        For the scheduler's rounds: one statement per :data:`ENQUEUE_MANY_ROWS` requests
+        instead of one per request (3,000 one at a time took minutes in a busy worker). The
+        jobs are created in the order given, so jobs of one priority run in that order. A store
+        that no longer exists is skipped. Each period must be valid (see :meth:`enqueue`).
+        """
+        wanted = list(
+            dict.fromkeys(
+                (store_id, Period.checked(p.start, p.end, max_days=self.settings.max_period_days))
+                for store_id, p in requests
+            )
+        )
+        now = self.clock()
+        log = LogLine("queued", f"queued by {Reason(reason).value}")
+        created: list[Job] = []
+        for first in range(0, len(wanted), ENQUEUE_MANY_ROWS):
+            chunk = wanted[first : first + ENQUEUE_MANY_ROWS]
+            rows = [self._new_job(store_id, p, reason, None, None, now) for store_id, p in chunk]
+            try:
+                async with self.database.statements() as conn:
+                    insert = self._insert_rows(rows)
+                    created += await change_jobs(
+                        conn, insert, at=now, log=log, announce="job.queued"
+                    )
+            except IntegrityError:
+                # A store was deleted since the caller listed it (the foreign key): one at a
+                # time, skipping it.
+                for store_id, period in chunk:
+                    with contextlib.suppress(NotFoundError):
+                        result = await self.enqueue(
+                            store_id, period.start, period.end, reason=reason
+                        )
+                        if result.created:
+                            created.append(result.job)
+        return created
+
     @staticmethod
     def _new_job(
         store_id: int,
@@ -237,15 +283,31 @@ class JobQueue:
     def _insert_if_absent(self) -> Insert:
         """INSERT a queued job unless an active one has its store and period (parameters:
         the ``values`` of :meth:`enqueue`)."""
+        values = {name: _param(name) for name in _ENQUEUE_PARAMS}
+        return self._unless_active(status=JobStatus.QUEUED.value, retry_count=0, **values)
+
+    def _insert_rows(self, rows: Sequence[dict[str, Any]]) -> Insert:
+        """:meth:`_insert_if_absent` for several jobs in one statement (``rows``: parameters
+        from :meth:`_new_job`)."""
+        return self._unless_active(
+            [
+                {"status": JobStatus.QUEUED.value, "retry_count": 0}
+                | {name: row[f"new_{name}"] for name in _ENQUEUE_PARAMS}
+                for row in rows
+            ]
+        )
+
+    def _unless_active(self, *rows: Any, **values: Any) -> Insert:
+        """INSERT ``values`` (or the list of ``rows``) skipping any row whose store and period
+        have an active job."""
         # Literal SQL, exactly as the index says: PostgreSQL matches the partial index by its
         # predicate, and a bound parameter in its place would not match.
         where = text("status IN ('queued', 'processing')")
         columns = ["store_id", "period_start", "period_end"]
         dialect_insert = postgresql.insert if self.database.is_postgres else sqlite.insert
-        values = {name: _param(name) for name in _ENQUEUE_PARAMS}
         return (
             dialect_insert(JOBS)
-            .values(status=JobStatus.QUEUED.value, retry_count=0, **values)
+            .values(*rows, **values)
             .on_conflict_do_nothing(index_elements=columns, index_where=where)
         )
 

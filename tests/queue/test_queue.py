@@ -11,7 +11,8 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from storesync.errors import InputError, InvalidStateError, NotFoundError
-from storesync.queue import JobQueue, JobStatus, LostJobError, Priority, Reason
+from storesync.periods import Period
+from storesync.queue import JobQueue, JobStatus, LostJobError, Priority, Reason, manager
 from storesync.storage import Database
 from storesync.storage.models import CacheEntry, JobEvent, SyncJob, table_of
 from storesync.stores import StoreDirectory
@@ -100,6 +101,50 @@ async def test_bad_periods_are_refused_and_nothing_is_written(
 async def test_enqueue_for_an_unknown_store_is_refused(queue: JobQueue, database: Database) -> None:
     with pytest.raises(NotFoundError, match="store 999 does not exist"):
         await queue.enqueue(999, *JAN)
+    assert await count_jobs(database) == 0
+
+
+async def test_enqueue_many_creates_in_order_what_is_not_active(
+    queue: JobQueue, stores: StoreDirectory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(manager, "ENQUEUE_MANY_ROWS", 2)  # three statements for five requests
+    first, second = await add_store(stores, 1), await add_store(stores, 2)
+    active = await queue.enqueue(first, *FEB)
+    requests = [(second, Period(*MAR)), (first, Period(*JAN)), (first, Period(*FEB))]
+    requests += [(second, Period(*JAN)), (second, Period(*MAR))]  # the last one repeats
+    created = await queue.enqueue_many(requests)
+    assert [(j.store_id, j.period_start) for j in created] == [
+        (second, MAR[0]), (first, JAN[0]), (second, JAN[0])
+    ]  # fmt: skip
+    assert [j.id for j in created] == sorted(j.id for j in created)  # so run in that order
+    assert {j.priority for j in created} == {Priority.SCHEDULE}
+    assert {j.status for j in created} == {JobStatus.QUEUED}
+    assert (await queue.get(active.job.id)).priority == Priority.USER  # left as it was
+    for job in created:
+        assert [(e["kind"], e["message"]) for e in await queue.events(job.id)] == [
+            ("queued", "queued by schedule")
+        ]
+    assert await queue.enqueue_many(requests) == []  # all of them active now
+    claimed = await queue.claim("w1", limit=10)
+    assert [j.id for j in claimed] == [active.job.id, created[0].id]  # one job per store
+
+
+async def test_enqueue_many_skips_a_store_that_is_gone(
+    queue: JobQueue, stores: StoreDirectory, database: Database
+) -> None:
+    store = await add_store(stores)
+    created = await queue.enqueue_many([(999, Period(*JAN)), (store, Period(*JAN))])
+    assert [(j.store_id, j.period_start) for j in created] == [(store, JAN[0])]
+    assert await count_jobs(database) == 1
+
+
+async def test_enqueue_many_refuses_a_bad_period_and_writes_nothing(
+    queue: JobQueue, stores: StoreDirectory, database: Database
+) -> None:
+    store = await add_store(stores)
+    backwards = Period(FEB[0], JAN[0])  # unchecked
+    with pytest.raises(InputError, match=re.escape("ends (2026-01-01) before it starts")):
+        await queue.enqueue_many([(store, Period(*JAN)), (store, backwards)])
     assert await count_jobs(database) == 0
 
 
