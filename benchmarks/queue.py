@@ -10,8 +10,8 @@ Every queue does the same no-op work, through its public API only, with its work
 OS processes (each its own event loop and connections). For each queue and worker count:
 
 - **enqueue/s**: ``--jobs`` jobs enqueued one call per job by ``--enqueuers`` concurrent callers
-  in the parent process (storesync has no bulk enqueue; the rivals' bulk figures are printed
-  apart). Timed from the first call to the last return.
+  in the parent process. Timed from the first call to the last return. Each queue's bulk
+  enqueue (storesync's ``enqueue_many``, the scheduler's) is printed apart: chunks of 500 jobs.
 - **drain/s**: the jobs are enqueued first (workers connected but held), then the workers are
   released; timed from the first job's start (a worker's first claim returning, or a rival's
   first task starting) to the last completion committed, so no queue's worker start-up is
@@ -67,7 +67,8 @@ from benchmarks.harness import (
     run_worker,
     wait_event,
 )
-from storesync.queue import JobQueue, Wakeup
+from storesync.periods import Period
+from storesync.queue import JobQueue, Reason, Wakeup
 from storesync.settings import Settings
 from storesync.storage import connect, migrate
 from storesync.storage.crypto import SecretBox
@@ -94,6 +95,7 @@ class System(Protocol):
     def start_fleet(self, workers: int, record: bool) -> Fleet: ...
     def enqueuer(self, concurrency: int) -> Any: ...
     async def enqueue_many(self, count: int, concurrency: int) -> None: ...
+    async def enqueue_bulk(self, count: int, chunk: int) -> None: ...
     async def wait_done(self, fleet: Fleet, count: int, enqueued: asyncio.Event) -> float: ...
 
 
@@ -227,11 +229,10 @@ class Storesync:
         settings = bench_settings(self.url, self.workdir)
         database = connect(settings)
         queue = JobQueue(database, settings)
-        stores = self.store_ids
 
         async def one(i: int) -> int:
-            day = FIRST_DAY + timedelta(days=i // len(stores))
-            enqueued = await queue.enqueue(stores[i % len(stores)], day, day)
+            store_id, day = self._job_key(i)
+            enqueued = await queue.enqueue(store_id, day.start, day.end)
             if not enqueued.created:
                 raise RuntimeError(f"job {i} was a duplicate: the benchmark's keys overlap")
             return enqueued.job.id
@@ -241,9 +242,27 @@ class Storesync:
         finally:
             await database.dispose()
 
+    def _job_key(self, i: int) -> tuple[int, Period]:
+        """The ``i``-th job's store and day: one job per store and day."""
+        day = FIRST_DAY + timedelta(days=i // len(self.store_ids))
+        return self.store_ids[i % len(self.store_ids)], Period(day, day)
+
     async def enqueue_many(self, count: int, concurrency: int) -> None:
         async with self.enqueuer(concurrency) as one:
             await fan_out(count, concurrency, one)
+
+    async def enqueue_bulk(self, count: int, chunk: int) -> None:
+        settings = bench_settings(self.url, self.workdir)
+        database = connect(settings)
+        queue = JobQueue(database, settings)
+        try:
+            for first in range(0, count, chunk):
+                keys = [self._job_key(i) for i in range(first, min(count, first + chunk))]
+                created = await queue.enqueue_many(keys, reason=Reason.USER)
+                if len(created) != len(keys):
+                    raise RuntimeError("a bulk enqueue found duplicates: the keys overlap")
+        finally:
+            await database.dispose()
 
     async def wait_done(self, fleet: Fleet, count: int, enqueued: asyncio.Event) -> float:
         done, last = 0, 0.0
@@ -372,8 +391,8 @@ async def measure_latency(system: System, samples: int, pause: tuple[float, floa
     )
 
 
-async def measure_bulk(system: Any, jobs: int, chunk: int) -> float:
-    """The rivals' bulk enqueue (storesync has none), for the report's note."""
+async def measure_bulk(system: System, jobs: int, chunk: int) -> float:
+    """A queue's bulk enqueue, in chunks of ``chunk`` jobs, for the report's note."""
     await system.fresh()
     started = time.time()
     await system.enqueue_bulk(jobs, chunk)
@@ -454,7 +473,7 @@ def report(
         )
     if bulk:
         out.append(
-            "\nBulk enqueue (rivals only; storesync has no bulk API), chunks of 500: "
+            "\nBulk enqueue, chunks of 500: "
             + ", ".join(f"{name} {value:,.0f} jobs/s" for name, value in bulk.items())
         )
     out.extend(ratios(throughputs, latencies))
@@ -583,8 +602,7 @@ async def main() -> None:
                 flush=True,
             )
         for system in systems:
-            if hasattr(system, "enqueue_bulk"):
-                bulk[system.name] = await measure_bulk(system, args.jobs, 500)
+            bulk[label(system.name, system.database)] = await measure_bulk(system, args.jobs, 500)
     finally:
         for system in systems:
             if hasattr(system, "cleanup"):

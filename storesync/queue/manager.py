@@ -31,8 +31,21 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, String, and_, bindparam, delete, func, or_, select, text, update
+from sqlalchemy import (
+    Integer,
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Insert, Update
@@ -96,6 +109,8 @@ _ENQUEUE_PARAMS = (
 #: Jobs per statement of :meth:`JobQueue.enqueue_many`: 10 parameters each, well under the
 #: 32,767 a statement can have on either database.
 ENQUEUE_MANY_ROWS = 500
+#: The parameters of :meth:`JobQueue._new_job` that differ between the jobs of a batch.
+_BATCH_COLUMNS = ("new_store_id", "new_period_start", "new_period_end")
 
 _JOB_ID = bindparam("job_id", type_=Integer)
 #: Whether the job's log has a "changed" line (see :meth:`JobQueue.note_change`) after its
@@ -175,6 +190,10 @@ class JobQueue:
             log="completed",
             announce="job.completed",
         )
+        if database.is_postgres:
+            self._insert_batch = Transition(
+                self._insert_arrays(), dialect=dialect, log="queued", announce="job.queued"
+            )
 
     # -- enqueue ---------------------------------------------------------------------------
 
@@ -221,10 +240,11 @@ class JobQueue:
         """Queue a sync for each ``(store_id, period)`` that has no active job; returns the
         jobs created (an active job is left as it is: not raised, unlike :meth:`enqueue`).
 
-        For the scheduler's rounds: one statement per :data:`ENQUEUE_MANY_ROWS` requests
-        instead of one per request (3,000 one at a time took minutes in a busy worker). The
-        jobs are created in the order given, so jobs of one priority run in that order. A store
-        that no longer exists is skipped. Each period must be valid (see :meth:`enqueue`).
+        For the scheduler's rounds, which queue thousands: on PostgreSQL one statement per
+        :data:`ENQUEUE_MANY_ROWS` requests, its values sent as one array per column; on SQLite
+        one transaction, :meth:`enqueue`'s statement run for each. The jobs are created in the
+        order given, so jobs of one priority run in that order. A store that no longer exists
+        is skipped. Each period must be valid (see :meth:`enqueue`); else nothing is queued.
         """
         wanted = list(
             dict.fromkeys(
@@ -233,17 +253,30 @@ class JobQueue:
             )
         )
         now = self.clock()
-        log = LogLine("queued", f"queued by {Reason(reason).value}")
+        message = f"queued by {Reason(reason).value}"
         created: list[Job] = []
         for first in range(0, len(wanted), ENQUEUE_MANY_ROWS):
             chunk = wanted[first : first + ENQUEUE_MANY_ROWS]
             rows = [self._new_job(store_id, p, reason, None, None, now) for store_id, p in chunk]
             try:
                 async with self.database.statements() as conn:
-                    insert = self._insert_rows(rows)
-                    created += await change_jobs(
-                        conn, insert, at=now, log=log, announce="job.queued"
-                    )
+                    if self.database.is_postgres:
+                        columns = {
+                            f"{name}s": [row[name] for row in rows] for name in _BATCH_COLUMNS
+                        }
+                        params = columns | {
+                            "now": now,
+                            "priority": rows[0]["new_priority"],
+                            "reason": rows[0]["new_reason"],
+                        }
+                        created += await self._insert_batch.run(
+                            conn, params, at=now, message=message
+                        )
+                    else:
+                        for row in rows:
+                            created += await self._insert_new.run(
+                                conn, row, at=now, message=message
+                            )
             except IntegrityError:
                 # A store was deleted since the caller listed it (the foreign key): one at a
                 # time, skipping it.
@@ -283,33 +316,45 @@ class JobQueue:
     def _insert_if_absent(self) -> Insert:
         """INSERT a queued job unless an active one has its store and period (parameters:
         the ``values`` of :meth:`enqueue`)."""
+        dialect_insert = postgresql.insert if self.database.is_postgres else sqlite.insert
         values = {name: _param(name) for name in _ENQUEUE_PARAMS}
-        return self._unless_active(status=JobStatus.QUEUED.value, retry_count=0, **values)
+        insert = dialect_insert(JOBS).values(status=JobStatus.QUEUED.value, retry_count=0, **values)
+        return self._unless_active(insert)
 
-    def _insert_rows(self, rows: Sequence[dict[str, Any]]) -> Insert:
-        """:meth:`_insert_if_absent` for several jobs in one statement (``rows``: parameters
-        from :meth:`_new_job`)."""
-        return self._unless_active(
-            [
-                {"status": JobStatus.QUEUED.value, "retry_count": 0}
-                | {name: row[f"new_{name}"] for name in _ENQUEUE_PARAMS}
-                for row in rows
-            ]
-        )
-
-    def _unless_active(self, *rows: Any, **values: Any) -> Insert:
-        """INSERT ``values`` (or the list of ``rows``) skipping any row whose store and period
-        have an active job."""
+    @staticmethod
+    def _unless_active(insert: Any) -> Insert:
+        """``insert``, skipping any row whose store and period have an active job."""
         # Literal SQL, exactly as the index says: PostgreSQL matches the partial index by its
         # predicate, and a bound parameter in its place would not match.
         where = text("status IN ('queued', 'processing')")
         columns = ["store_id", "period_start", "period_end"]
-        dialect_insert = postgresql.insert if self.database.is_postgres else sqlite.insert
-        return (
-            dialect_insert(JOBS)
-            .values(*rows, **values)
-            .on_conflict_do_nothing(index_elements=columns, index_where=where)
+        return insert.on_conflict_do_nothing(index_elements=columns, index_where=where)  # type: ignore[no-any-return]
+
+    def _insert_arrays(self) -> Insert:
+        """PostgreSQL: :meth:`_insert_if_absent` for many jobs of one priority and reason,
+        queued now (parameters: ``now``, ``priority``, ``reason`` and an array per
+        :data:`_BATCH_COLUMNS`, named after it with an ``s``)."""
+        arrays = [
+            bindparam(f"{name}s", type_=ARRAY(JOBS.c[name[4:]].type)) for name in _BATCH_COLUMNS
+        ]
+        rows = (
+            func.unnest(*arrays)
+            .table_valued(*(name[4:] for name in _BATCH_COLUMNS), with_ordinality="ordinal")
+            .render_derived()
         )
+        given = [rows.c[name[4:]] for name in _BATCH_COLUMNS]
+        rest = {
+            "status": literal(JobStatus.QUEUED.value),
+            "retry_count": literal(0),
+            "priority": bindparam("priority", type_=Integer),
+            "reason": bindparam("reason", type_=String),
+            "force": literal(False),
+            "queued_at": _NOW,
+            "run_after": _NOW,
+        }
+        names = [name[4:] for name in _BATCH_COLUMNS] + list(rest)
+        chosen = select(*given, *rest.values()).order_by(rows.c.ordinal)
+        return self._unless_active(postgresql.insert(JOBS).from_select(names, chosen))
 
     def _raise_active(self) -> Update:
         """Raise the active job of a store and period to the new request's priority and

@@ -117,7 +117,9 @@ async def test_enqueue_many_creates_in_order_what_is_not_active(
         (second, MAR[0]), (first, JAN[0]), (second, JAN[0])
     ]  # fmt: skip
     assert [j.id for j in created] == sorted(j.id for j in created)  # so run in that order
-    assert {j.priority for j in created} == {Priority.SCHEDULE}
+    assert {(j.priority, j.reason) for j in created} == {(Priority.SCHEDULE, Reason.SCHEDULE)}
+    assert {j.force for j in created} == {False}
+    assert {j.run_after for j in created} == {created[0].queued_at}
     assert {j.status for j in created} == {JobStatus.QUEUED}
     assert (await queue.get(active.job.id)).priority == Priority.USER  # left as it was
     for job in created:
