@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python -m benchmarks.run_all                    # all four: 30 to 40 minutes
+    .venv/bin/python -m benchmarks.run_all                    # all four: 15 to 40 minutes
     .venv/bin/python -m benchmarks.run_all --only scale,sync  # some; the rest from last time
     .venv/bin/python -m benchmarks.run_all --quick            # a smoke run, about ten minutes
     .venv/bin/python -m benchmarks.run_all --render           # rewrite the page, run nothing
@@ -197,6 +197,12 @@ def queue_section(output: Output) -> tuple[str, list[str]]:
             f"storesync's queue on PostgreSQL ÷ {row['rival']}, {row['workers']} worker(s): "
             f"enqueue {row['enqueue']}×, drain {row['drain']}×, end-to-end {row['end-to-end']}×"
         )
+    for row in table_with(output.text, "queue", "wake-up", "samples"):
+        if row["queue"] == "storesync (postgresql)":
+            headline.append(
+                f"an idle storesync worker claims a job {row['p50 ms']} ms (p50; p99 "
+                f"{row['p99 ms']} ms) after the enqueue call, woken by {row['wake-up']}"
+            )
     for row in table_with(output.text, "rival", "p50", "p99"):
         headline.append(
             f"enqueue-to-start latency ÷ {row['rival']} (below 1: quicker): "

@@ -1,9 +1,10 @@
 """Benchmark: 1,000 stores refreshed by several workers, with users' requests on top.
 
-Run from the repository root (20 minutes with the defaults on a 2-core machine shared with other
-work, where the scheduler's enqueues and the CPU set the pace more than the providers' budgets).
-Fewer stores take less, but never much under five minutes: one store's syncs run one at a time,
-and its Klaviyo account allows one sync a minute::
+Run from the repository root (8 minutes with the defaults on a quiet 2-core machine, about
+1.5× the lower bound the providers' budgets and the concurrency limit set; longer when other
+work shares the machine and the CPU sets the pace). Fewer stores take less, but never much
+under five minutes: one store's syncs run one at a time, and its Klaviyo account allows one
+sync a minute::
 
     .venv/bin/python -m benchmarks.scale                 # 1,000 stores
     .venv/bin/python -m benchmarks.scale --stores 100 --users 20
