@@ -24,8 +24,7 @@ client written here keeps the load generator's own cost low (it shares the machi
 Reported: requests per second (the median round), and the p50 and p99 latency over all
 rounds. The ratio bare/api is what framework and auth cost.
 
-The figures are printed as a table and written into the "API" section of docs/benchmarks.md
-(replaced if present; other sections are kept).
+The figures are printed as a table; ``benchmarks.run_all`` puts them into docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -44,12 +43,10 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -57,7 +54,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import drop, machine, percentile, recreate
+from benchmarks.harness import drop, free_port, machine, percentile, recreate
 from storesync.accounts import create_token
 from storesync.cache import KLAVIYO, SHOPIFY, dashboard_json, write_rows
 from storesync.periods import Period
@@ -69,7 +66,6 @@ from storesync.stores import StoreDirectory
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SECRET_KEY = "benchmark-only-key"
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 PERIOD = Period(date(2025, 6, 1), date(2025, 6, 30))
 
 
@@ -77,7 +73,7 @@ PERIOD = Period(date(2025, 6, 1), date(2025, 6, 30))
 
 
 def bench_settings(url: str, data_dir: Path) -> Settings:
-    return Settings(database_url=url, data_dir=data_dir, secret_key=SECRET_KEY)  # type: ignore[arg-type]
+    return Settings(database_url=url, data_dir=data_dir, secret_key=SECRET_KEY)
 
 
 def _shopify(period: Period, orders: int) -> dict[str, Any]:
@@ -198,12 +194,6 @@ def serve_bare(url: str, data_dir: str, port: int) -> None:
 
 
 # -- processes ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -418,57 +408,6 @@ def table(results: dict[str, dict[str, Figures]]) -> str:
     return "\n".join(rows)
 
 
-def write_section(text: str) -> None:
-    """Put ``text`` (starting with ``## API``) into docs/benchmarks.md, keeping other sections."""
-    existing = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## API\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(existing):
-        updated = pattern.sub(lambda _m: text.rstrip() + "\n\n", existing).rstrip() + "\n"
-    else:
-        updated = existing.rstrip() + "\n\n" + text.rstrip() + "\n"
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    DOCS.write_text(updated)
-
-
-def wrap(text: str, width: int = 100) -> str:
-    """``text`` filled to ``width`` columns, never breaking inside a `code span`."""
-    glued = re.sub(r"`[^`]*`", lambda m: m.group(0).replace(" ", "\0"), text)
-    filled = textwrap.fill(glued, width, break_on_hyphens=False, break_long_words=False)
-    return filled.replace("\0", " ")
-
-
-def section(results: dict[str, dict[str, Figures]], about: dict[str, str], args: Any) -> str:
-    facts = "\n".join(f"- {k}: {v}" for k, v in about.items())
-    setup = (
-        f"Cache-hit dashboard reads over HTTP (`python -m benchmarks.api`, run "
-        f"{datetime.now(UTC):%Y-%m-%d}). One `storesync serve --no-worker` process (uvicorn, "
-        f"one event loop) answers `GET /api/stores/{{id}}/dashboard` for a fresh, final 30-day "
-        f"period whose document holds 30 days, 12 campaigns and 6 flows (about 7 KB of JSON). "
-        f"{args.clients} concurrent keep-alive clients run in a closed loop; {args.rounds} "
-        f"rounds of {args.seconds:g} s (after {args.warmup:g} s of warm-up each) alternate "
-        f"between the two servers; req/s is the median round, p50 and p99 are over all rounds."
-    )
-    bare = (
-        '"bare SELECT" is a benchmark-only Starlette route (not part of the product) in its own '
-        "uvicorn process: it runs the same cache read (one SELECT for the period and the "
-        "previous one) and answers the same document, with no auth and no validation. The "
-        "ratio is what FastAPI, the token-and-store lookup (one more SELECT) and response "
-        "validation cost. The load generator shares the machine, and the machine was not "
-        "idle (load below): treat the absolute figures as a floor and the ratio as the "
-        "finding."
-    )
-    return f"""## API
-
-{wrap(setup)}
-
-{wrap(bare)}
-
-{table(results)}
-
-{facts}
-"""
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections")
@@ -477,7 +416,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5, help="rounds per server, alternating")
     parser.add_argument("--only", default="sqlite,postgresql", help="databases, comma-separated")
     parser.add_argument("--postgres", default=ADMIN_URL, help="admin URL of the PostgreSQL server")
-    parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--serve-bare", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
@@ -495,9 +433,6 @@ async def main(args: argparse.Namespace) -> None:
             results[database] = await measure(database, args, Path(scratch))
     print()
     print(table(results))
-    if not args.no_write:
-        write_section(section(results, about, args))
-        print(f"\nwritten to {DOCS}")
 
 
 if __name__ == "__main__":

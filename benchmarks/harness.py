@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import platform
 import queue
+import socket
 import sqlite3
 import statistics
 import time
@@ -163,6 +164,13 @@ async def wait_event(event: Event) -> None:
 
 
 # -- numbers -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a server started next)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def percentile(samples: list[float], pct: int) -> float:

@@ -68,12 +68,11 @@ import random
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -84,6 +83,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy import func, select
 
+from benchmarks.harness import drop, free_port, load, machine, recreate
 from storesync.accounts import create_token
 from storesync.audit import (
     JobTrace,
@@ -211,12 +211,6 @@ class Bound:
 
 
 # -- processes -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def simulator_config(scenario: Scenario) -> SimulatorConfig:
@@ -546,12 +540,12 @@ def lower_bound(
         or (r.account, _instant(r.created_at_min), _instant(r.created_at_max)) not in users
     ]
     per_sync = shopify_seconds_per_sync(refresh, config)
-    per_store: Counter[str] = Counter()
+    per_store: dict[str, float] = defaultdict(float)
     for (shop, _, _), seconds in per_sync.items():
         per_store[shop] += seconds  # one store's syncs run one at a time
     for shop, seconds in shopify_seconds(refresh, config).items():
         per_store[shop] = max(per_store[shop], seconds)
-    slowest, shopify = per_store.most_common(1)[0] if per_store else ("-", 0.0)
+    slowest, shopify = max(per_store.items(), key=lambda item: item[1], default=("-", 0.0))
     return Bound(
         klaviyo=klaviyo,
         klaviyo_calls=2 * most,
@@ -714,8 +708,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 async def main(args: argparse.Namespace) -> int:
-    from benchmarks.harness import drop, load, machine, recreate
-
     began = time.monotonic()
     scenario = Scenario(
         stores=args.stores,

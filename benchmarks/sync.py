@@ -36,7 +36,6 @@ import argparse
 import asyncio
 import json
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,6 +48,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from benchmarks.harness import free_port
 from storesync.periods import Period
 from storesync.providers.figures import ShopifyFigures
 from storesync.providers.http import RetryPolicy
@@ -92,13 +92,6 @@ def store(domain: str, orders: int, period: Period) -> SimStore:
         history_end=period.end,
         history_days=period.days + 1,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start_simulator(config: SimulatorConfig) -> tuple[subprocess.Popen[bytes], str]:

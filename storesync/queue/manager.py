@@ -109,8 +109,8 @@ _ENQUEUE_PARAMS = (
 #: Jobs per statement of :meth:`JobQueue.enqueue_many`: 10 parameters each, well under the
 #: 32,767 a statement can have on either database.
 ENQUEUE_MANY_ROWS = 500
-#: The parameters of :meth:`JobQueue._new_job` that differ between the jobs of a batch.
-_BATCH_COLUMNS = ("new_store_id", "new_period_start", "new_period_end")
+#: The columns whose values differ between the jobs of one :meth:`JobQueue.enqueue_many` batch.
+_BATCH_COLUMNS = ("store_id", "period_start", "period_end")
 
 _JOB_ID = bindparam("job_id", type_=Integer)
 #: Whether the job's log has a "changed" line (see :meth:`JobQueue.note_change`) after its
@@ -262,7 +262,8 @@ class JobQueue:
                 async with self.database.statements() as conn:
                     if self.database.is_postgres:
                         columns = {
-                            f"{name}s": [row[name] for row in rows] for name in _BATCH_COLUMNS
+                            f"{name}s": [row[f"new_{name}"] for row in rows]
+                            for name in _BATCH_COLUMNS
                         }
                         params = columns | {
                             "now": now,
@@ -322,27 +323,25 @@ class JobQueue:
         return self._unless_active(insert)
 
     @staticmethod
-    def _unless_active(insert: Any) -> Insert:
+    def _unless_active(insert: postgresql.Insert | sqlite.Insert) -> Insert:
         """``insert``, skipping any row whose store and period have an active job."""
         # Literal SQL, exactly as the index says: PostgreSQL matches the partial index by its
         # predicate, and a bound parameter in its place would not match.
         where = text("status IN ('queued', 'processing')")
         columns = ["store_id", "period_start", "period_end"]
-        return insert.on_conflict_do_nothing(index_elements=columns, index_where=where)  # type: ignore[no-any-return]
+        return insert.on_conflict_do_nothing(index_elements=columns, index_where=where)
 
     def _insert_arrays(self) -> Insert:
         """PostgreSQL: :meth:`_insert_if_absent` for many jobs of one priority and reason,
         queued now (parameters: ``now``, ``priority``, ``reason`` and an array per
         :data:`_BATCH_COLUMNS`, named after it with an ``s``)."""
-        arrays = [
-            bindparam(f"{name}s", type_=ARRAY(JOBS.c[name[4:]].type)) for name in _BATCH_COLUMNS
-        ]
+        arrays = [bindparam(f"{name}s", type_=ARRAY(JOBS.c[name].type)) for name in _BATCH_COLUMNS]
         rows = (
             func.unnest(*arrays)
-            .table_valued(*(name[4:] for name in _BATCH_COLUMNS), with_ordinality="ordinal")
+            .table_valued(*_BATCH_COLUMNS, with_ordinality="ordinal")
             .render_derived()
         )
-        given = [rows.c[name[4:]] for name in _BATCH_COLUMNS]
+        given = [rows.c[name] for name in _BATCH_COLUMNS]
         rest = {
             "status": literal(JobStatus.QUEUED.value),
             "retry_count": literal(0),
@@ -352,7 +351,7 @@ class JobQueue:
             "queued_at": _NOW,
             "run_after": _NOW,
         }
-        names = [name[4:] for name in _BATCH_COLUMNS] + list(rest)
+        names = [*_BATCH_COLUMNS, *rest]
         chosen = select(*given, *rest.values()).order_by(rows.c.ordinal)
         return self._unless_active(postgresql.insert(JOBS).from_select(names, chosen))
 
