@@ -146,10 +146,10 @@ def connect(settings: Settings, **engine_options: Any) -> Database:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         options["connect_args"] = {"timeout": 30}
     else:
-        # Ping a pooled connection at checkout: after a restart or failover the pool holds
-        # dead connections, and the first use of each would fail (and can leave the driver
-        # in a bad state). SQLite files cannot go away under a connection: no ping there.
-        options["pool_pre_ping"] = True
+        # No ping at checkout: SQLAlchemy's costs three round trips (BEGIN, a query,
+        # ROLLBACK), which made a one-statement enqueue four. After a restart the first
+        # statement on a dead connection fails as unavailable (see is_unavailable; callers
+        # wait or answer 503), and SQLAlchemy then replaces every connection of the pool.
         if "poolclass" not in engine_options:
             options.update(pool_size=10, max_overflow=10)
     options.update(engine_options)
