@@ -48,9 +48,12 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
 
 
 @asynccontextmanager
-async def open_database(settings: Settings, *, migrated: bool = True) -> AsyncIterator[Database]:
-    """The configured database, migrated to the newest schema unless told otherwise."""
-    database = connect(settings)
+async def open_database(
+    settings: Settings, *, migrated: bool = True, ping: bool = True
+) -> AsyncIterator[Database]:
+    """The configured database, migrated to the newest schema unless told otherwise (``ping``:
+    see :func:`storesync.storage.connect`)."""
+    database = connect(settings, ping=ping)
     try:
         if migrated:
             await migrate(database)

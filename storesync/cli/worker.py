@@ -43,7 +43,8 @@ def worker(
 
             start_http_server(metrics_port, registry=metrics.registry)
         async with (
-            open_database(settings) as database,
+            # No ping per checkout: the worker waits out an unavailable database itself.
+            open_database(settings, ping=False) as database,
             sync_services(database, settings, metrics) as services,
         ):
             process = Worker(

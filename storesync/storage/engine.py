@@ -137,8 +137,12 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def connect(settings: Settings, **engine_options: Any) -> Database:
-    """Create the :class:`Database` the settings point at (the data directory is created)."""
+def connect(settings: Settings, *, ping: bool = True, **engine_options: Any) -> Database:
+    """Create the :class:`Database` the settings point at (the data directory is created).
+
+    ``ping=False`` is for processes that wait out an unavailable database themselves (the
+    workers): see the comment below.
+    """
     url = async_url(settings.resolved_database_url)
     options: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
@@ -146,10 +150,14 @@ def connect(settings: Settings, **engine_options: Any) -> Database:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         options["connect_args"] = {"timeout": 30}
     else:
-        # No ping at checkout: SQLAlchemy's costs three round trips (BEGIN, a query,
-        # ROLLBACK), which made a one-statement enqueue four. After a restart the first
-        # statement on a dead connection fails as unavailable (see is_unavailable; callers
-        # wait or answer 503), and SQLAlchemy then replaces every connection of the pool.
+        # Ping a pooled connection at checkout: after a restart or failover the pool holds
+        # dead connections, and without the ping the first statement on one fails (an HTTP
+        # caller would get a 503). The ping costs three round trips (BEGIN, a query,
+        # ROLLBACK): a one-statement queue operation makes four. A worker goes without: a
+        # statement failing as unavailable (see is_unavailable) makes it wait and try again,
+        # and SQLAlchemy then replaces every connection of the pool. SQLite files cannot go
+        # away under a connection: no ping there.
+        options["pool_pre_ping"] = ping
         if "poolclass" not in engine_options:
             options.update(pool_size=10, max_overflow=10)
     options.update(engine_options)
