@@ -20,14 +20,15 @@ OS processes (each its own event loop and connections). For each queue and worke
   with them (``--e2e-jobs`` jobs); timed from the first enqueue to the last completion
   committed. This is enqueue → claim → complete on one machine, all sharing its cores.
 
-storesync workers loop ``claim(limit=--batch)`` → ``complete_many`` and sleep on ``Wakeup``
-when nothing is claimable, connected as ``storesync worker`` is (no ping per pooled connection
+storesync workers loop ``claim(limit=--batch)`` → ``complete_many`` and sleep on ``Wakeup`` when
+nothing is claimable, connected as ``storesync worker`` is (no ping per pooled connection
 checkout); the enqueuers connect as the API does (a ping per checkout: three round trips).
 ``max_concurrent_jobs`` is lifted to 10,000 and the jobs are spread over ``--stores`` stores
-(one job per store and day) so the one-job-per-store rule does not serialise them. Latency is measured with one idle worker: one job enqueued at a time with random
-pauses, from the start of the enqueue call to the worker's claim returning (storesync) or the
-task starting (rivals). On PostgreSQL every queue wakes its worker with LISTEN/NOTIFY; storesync
-on SQLite polls every ``poll_interval_seconds`` (default 0.5 s), which is what that figure shows.
+(one job per store and day) so the one-job-per-store rule does not serialise them. Latency is
+measured with one idle worker: one job enqueued at a time with random pauses, from the start of
+the enqueue call to the worker's claim returning (storesync) or the task starting (rivals). On
+PostgreSQL every queue wakes its worker with LISTEN/NOTIFY; storesync on SQLite polls every
+``poll_interval_seconds`` (default 0.5 s), which is what that figure shows.
 """
 
 from __future__ import annotations
