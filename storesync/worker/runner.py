@@ -269,19 +269,22 @@ class Worker:
         for entry in entries:
             if entry.job.id in owned:
                 entry.renewed = asked
+        unrenewed = {}
         for entry in entries:
             if entry.finished or entry.task is None:
                 continue
             if entry.job.id not in owned:
-                # It may be this very job's end, committed while the heartbeat ran: a job
-                # that finishes within a moment was not taken back.
-                finishing, _ = await asyncio.wait({entry.task}, timeout=FINISHING_SECONDS)
-                if not finishing:
-                    entry.stop_reason = "lost"
-                    entry.task.cancel()
+                unrenewed[entry.task] = entry
             elif owned[entry.job.id]:
                 entry.stop_reason = "cancel"
                 entry.task.cancel()
+        if unrenewed:
+            # Some may be their own ends, committed while the heartbeat ran: a job that
+            # finishes within a moment was not taken back. (All waited for at once.)
+            _, lost = await asyncio.wait(unrenewed, timeout=FINISHING_SECONDS)
+            for task in lost:
+                unrenewed[task].stop_reason = "lost"
+                task.cancel()
         is_scheduler = self.scheduler.is_leader if self.scheduler else False
         await self.registry.heartbeat(
             self.id, jobs_running=len(self.running), is_scheduler=is_scheduler
