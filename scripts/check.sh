@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Lint, format check and strict type check.
+# Lint, format check, strict type check and the import contracts (pyproject.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -7,3 +7,4 @@ scripts/setup-venv.sh dev
 "$VENV/bin/ruff" check storesync tests benchmarks
 "$VENV/bin/ruff" format --check storesync tests benchmarks
 "$VENV/bin/mypy"
+"$VENV/bin/lint-imports"
