@@ -270,7 +270,11 @@ class TokenCreate(BaseModel):
 
     label: Text | None = Field(default=None, max_length=200, description="What it is for.")
     expires_in_days: int | None = Field(
-        default=None, ge=1, le=3650, description="Days until it stops working; null: never."
+        default=None,
+        ge=1,
+        le=3650,
+        strict=True,  # `true` is not a number of days
+        description="Days until it stops working; null: never.",
     )
 
 
