@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import and_, select, update
 
-from storesync.accounts import ACCOUNTS, TOKENS, AccountRef, Scope, hash_token
+from storesync.accounts import ACCOUNTS, TOKENS, AccountRef, Scope, hash_token, token_usable
 from storesync.api.throttle import FailureThrottle
 from storesync.storage.engine import Database
 from storesync.stores import STORES, StoreInfo
@@ -136,6 +136,14 @@ class TokenAuthority:
             has_klaviyo=bool(row["has_klaviyo"]),
             created_at=row["store_created_at"],
         )
+
+    async def usable(self, token_id: int) -> bool:
+        """Whether token ``token_id`` may still be used (not revoked, not expired)."""
+        async with self.database.read() as conn:
+            found = await conn.scalar(
+                select(TOKENS.c.id).where(TOKENS.c.id == token_id, token_usable())
+            )
+        return found is not None
 
     async def touch(self, token_id: int) -> None:
         """Record that token ``token_id`` was used now (at most once per touch interval)."""

@@ -4,6 +4,7 @@ the real app in-process (``httpx.ASGITransport``) and a real database."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -29,7 +30,8 @@ Client = Callable[..., httpx.AsyncClient]
 
 @asynccontextmanager
 async def app_clients(settings: Settings, **changes: Any) -> AsyncIterator[Client]:
-    """The app (no embedded worker) and a maker of clients, each from a client address."""
+    """The app (no embedded worker) and a maker of clients, each from a client address.
+    Event streams send a keepalive (and check their token) every 0.2 s."""
     app = create_app(settings.model_copy(update=changes), embedded_worker=False)
     opened: list[httpx.AsyncClient] = []
 
@@ -41,6 +43,7 @@ async def app_clients(settings: Settings, **changes: Any) -> AsyncIterator[Clien
         return made
 
     async with app.router.lifespan_context(app):
+        app.state.context.streams.keepalive = 0.2
         try:
             yield client
         finally:
@@ -240,3 +243,20 @@ async def test_metrics_answer_admin_tokens_and_the_metrics_token_only(
     async with app_clients(settings) as client:  # no metrics token set: admin tokens only
         assert (await client("prometheus-scrape-secret").get("/metrics")).status_code == 401
         assert (await client(admin).get("/metrics")).status_code == 200
+
+
+async def test_an_open_event_stream_ends_when_its_token_is_revoked(
+    settings: Settings, database: Database
+) -> None:
+    listener = await issue_token(database, "agency", "sse")
+    keeper = await issue_token(database, "agency", "keep")
+    async with app_clients(settings) as client:
+        # The in-process transport hands over a response once it ends: the stream must end.
+        stream = asyncio.create_task(client(listener[1]).get("/api/events"))
+        await asyncio.sleep(0.5)
+        assert not stream.done()
+        revoked = await client(keeper[1]).delete(f"/api/tokens/{listener[0].id}")
+        assert revoked.status_code == 204
+        answer = await asyncio.wait_for(stream, 10)
+    assert answer.status_code == 200
+    assert answer.text.index("event: ready") < answer.text.index("event: ended")

@@ -4,6 +4,7 @@ in-process (``httpx.ASGITransport``), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ async def running(settings: Settings, **changes: Any) -> AsyncIterator[FastAPI]:
     """The app (migrating the database as it starts), without a worker."""
     app = create_app(settings.model_copy(update=changes), embedded_worker=False)
     async with app.router.lifespan_context(app):
+        app.state.context.streams.keepalive = 0.2  # event streams check their session as often
         yield app
 
 
@@ -56,6 +58,10 @@ async def test_a_cookie_copied_before_sign_out_is_dead_after_it(
         page = await person.get("/stores")
         assert page.status_code == 200
         stolen = person.cookies[COOKIE]
+        # The in-process transport hands over a response once it ends: the stream must end.
+        live = asyncio.create_task(person.get("/web/events"))
+        await asyncio.sleep(0.5)
+        assert not live.done()
 
         signed_out = await person.post("/sign-out", data={"csrf": csrf_of(page)})
         assert signed_out.headers["location"] == "/sign-in?notice=signed_out"
@@ -65,6 +71,8 @@ async def test_a_cookie_copied_before_sign_out_is_dead_after_it(
             replay = await thief.get("/stores")
         assert replay.status_code == 303
         assert replay.headers["location"].startswith("/sign-in")
+        ended = await asyncio.wait_for(live, 10)
+        assert "event: ended" in ended.text
 
 
 async def test_revoking_a_token_signs_its_browser_sessions_out(
