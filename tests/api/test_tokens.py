@@ -16,9 +16,10 @@ from pydantic import SecretStr
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from storesync.accounts import TOKENS, create_token, issue_token, list_tokens
+from storesync.accounts import ACCOUNTS, TOKENS, create_token, issue_token, list_tokens
 from storesync.api.app import create_app
 from storesync.queue import JobQueue
+from storesync.queue.stats import queue_stats
 from storesync.queue.workers import WorkerRegistry
 from storesync.settings import Settings
 from storesync.storage import Database
@@ -223,6 +224,21 @@ async def test_queue_stats_show_the_accounts_own_jobs_and_hosts_only_to_admins(
     ]
     assert as_admin["workers"][0]["hostname"] and as_admin["workers"][0]["pid"]
     assert as_admin["completed"] == 1  # the admin's own account, too
+
+    # The account's figures are the view's, restricted: the accounts' counts add up to it.
+    everyone = await queue_stats(database, settings)
+    rival = await queue_stats(database, settings, account_id=await _account_id(database, "rival"))
+    for status in ("queued", "completed", "failed"):
+        assert seen[status] + getattr(rival, status) == getattr(everyone, status)
+    assert rival.failure_rate_24h == 0.0
+    assert rival.p95_duration_seconds_24h is not None
+
+
+async def _account_id(database: Database, name: str) -> int:
+    async with database.read() as conn:
+        found = await conn.scalar(select(ACCOUNTS.c.id).where(ACCOUNTS.c.name == name))
+    assert found is not None
+    return int(found)
 
 
 async def test_metrics_answer_admin_tokens_and_the_metrics_token_only(
