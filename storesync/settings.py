@@ -93,6 +93,28 @@ class Settings(BaseSettings):
     )
     http_timeout_seconds: float = Field(default=30.0, gt=0)
 
+    # Authentication, sessions and operational data (docs/deploy.md, "Security").
+    auth_failure_limit: int = Field(
+        default=10,
+        ge=1,
+        description="Failed sign-ins or unknown bearer tokens allowed per client address in "
+        "the window; past it, 429 with Retry-After.",
+    )
+    auth_failure_window_seconds: float = Field(
+        default=300.0, gt=0, description="The window of auth_failure_limit."
+    )
+    max_tokens_per_account: int = Field(
+        default=100, ge=1, description="Active API tokens an account may create through the API."
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="A bearer token that may read GET /metrics (for Prometheus); admin-scope "
+        "API tokens may too, other tokens may not.",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="The interface `storesync worker --metrics-port` binds."
+    )
+
     secret_key: SecretStr | None = Field(
         default=None,
         description="Key for credentials at rest; generated into the data directory when unset.",

@@ -22,8 +22,9 @@ from storesync.api.auth import TokenAuthority
 from storesync.api.context import ApiContext
 from storesync.api.deps import known_query_only
 from storesync.api.errors import install_error_handlers
-from storesync.api.routes import dashboard, events, jobs, ops, queue, stores, webhooks
+from storesync.api.routes import dashboard, events, jobs, ops, queue, stores, tokens, webhooks
 from storesync.api.sse import StoreOwners, StreamHub
+from storesync.api.throttle import FailureThrottle
 from storesync.metrics import Metrics
 from storesync.queue import JobQueue
 from storesync.settings import Settings
@@ -69,7 +70,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (stores, dashboard, jobs, queue, events, webhooks, ops):
+    for module in (stores, dashboard, jobs, queue, tokens, events, webhooks, ops):
         # Scoped to the API's own routes: pages added beside them keep their own rules.
         app.include_router(module.router, dependencies=[Depends(known_query_only)])
     web.install(app)  # the dashboard pages and /static (storesync.web)
@@ -91,7 +92,13 @@ async def _start(
         queue=JobQueue(database, settings),
         stores=StoreDirectory(database, box),
         metrics=metrics,
-        tokens=TokenAuthority(database),
+        tokens=TokenAuthority(
+            database,
+            throttle=FailureThrottle(
+                limit=settings.auth_failure_limit,
+                window_seconds=settings.auth_failure_window_seconds,
+            ),
+        ),
         streams=StreamHub(database, StoreOwners(database)),
         embedded_worker=embedded_worker,
     )

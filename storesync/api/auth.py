@@ -6,17 +6,22 @@ dashboard read, with the same answers (an unknown token is a 401 before anything
 of another account is as absent as one that does not exist). ``last_used_at`` is written at
 most once a minute per token, because a write on every request would put SQLite's one write
 lock on that hot path.
+
+Nothing about a token is cached: a revoked or expired token is refused by the very next
+request. Failed lookups count against the client's address (:mod:`storesync.api.throttle`).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, select, update
 
-from storesync.accounts import ACCOUNTS, TOKENS, AccountRef, hash_token
+from storesync.accounts import ACCOUNTS, TOKENS, AccountRef, Scope, hash_token, token_usable
+from storesync.api.throttle import FailureThrottle
 from storesync.storage.engine import Database
 from storesync.stores import STORES, StoreInfo
 
@@ -35,26 +40,72 @@ _STORE_COLUMNS = (
 )
 
 
-class TokenAuthority:
-    """Resolves bearer tokens to accounts (one per app; holds only touch timestamps)."""
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a request acts for: the account, and the token (its id and scope) it came with."""
 
-    def __init__(self, database: Database, *, touch_interval: float = TOUCH_INTERVAL) -> None:
+    account: AccountRef
+    token_id: int
+    scope: Scope
+
+    @property
+    def is_admin(self) -> bool:
+        return self.scope == "admin"
+
+
+class TokenRefused(Exception):
+    """The token is unknown, revoked or expired; the message says which (never the token)."""
+
+
+class TokenAuthority:
+    """Resolves bearer tokens to accounts (one per app; holds touch timestamps and the
+    failure counts of the throttle)."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        throttle: FailureThrottle | None = None,
+        touch_interval: float = TOUCH_INTERVAL,
+    ) -> None:
         self.database = database
+        self.throttle = throttle or FailureThrottle(limit=10, window_seconds=300.0)
         self.touch_interval = touch_interval
         self._touched: dict[int, float] = {}
 
     async def account(self, token: str) -> AccountRef | None:
-        """The token's account, or None when the token is unknown."""
-        found, _store = await self.account_and_store(token, None)
-        return found
+        """The token's account, or None when the token is unknown, revoked or expired."""
+        try:
+            caller, _store = await self.caller_and_store(token, None)
+        except TokenRefused:
+            return None
+        return caller.account
 
     async def account_and_store(
         self, token: str, store_id: int | None
     ) -> tuple[AccountRef | None, StoreInfo | None]:
-        """The token's account (None: unknown token) and, when it owns it, store ``store_id``."""
-        query: Any = select(ACCOUNTS.c.id, ACCOUNTS.c.name, TOKENS.c.id.label("token_id")).join(
-            TOKENS, TOKENS.c.account_id == ACCOUNTS.c.id
-        )
+        """The token's account (None: unusable token) and, when it owns it, store ``store_id``."""
+        try:
+            caller, store = await self.caller_and_store(token, store_id)
+        except TokenRefused:
+            return None, None
+        return caller.account, store
+
+    async def caller_and_store(
+        self, token: str, store_id: int | None
+    ) -> tuple[Caller, StoreInfo | None]:
+        """The token's :class:`Caller` and, when its account owns it, store ``store_id``.
+
+        Raises :class:`TokenRefused` for an unknown, revoked or expired token.
+        """
+        query: Any = select(
+            ACCOUNTS.c.id,
+            ACCOUNTS.c.name,
+            TOKENS.c.id.label("token_id"),
+            TOKENS.c.scope,
+            TOKENS.c.expires_at,
+            TOKENS.c.revoked_at,
+        ).join(TOKENS, TOKENS.c.account_id == ACCOUNTS.c.id)
         if store_id is not None:
             query = query.add_columns(*_STORE_COLUMNS).outerjoin(
                 STORES, and_(STORES.c.account_id == ACCOUNTS.c.id, STORES.c.id == store_id)
@@ -63,12 +114,17 @@ class TokenAuthority:
         async with self.database.read() as conn:
             row = (await conn.execute(query)).mappings().first()
         if row is None:
-            return None, None
-        await self._touch(int(row["token_id"]))
+            raise TokenRefused("unknown API token")
+        if row["revoked_at"] is not None:
+            raise TokenRefused("this API token was revoked")
+        if row["expires_at"] is not None and row["expires_at"] <= datetime.now(UTC):
+            raise TokenRefused("this API token has expired")
+        await self.touch(int(row["token_id"]))
         account = AccountRef(int(row["id"]), row["name"])
+        caller = Caller(account, int(row["token_id"]), row["scope"])
         if store_id is None or row["store_id"] is None:
-            return account, None
-        return account, StoreInfo(
+            return caller, None
+        return caller, StoreInfo(
             id=int(row["store_id"]),
             account_id=account.id,
             account=account.name,
@@ -81,7 +137,16 @@ class TokenAuthority:
             created_at=row["store_created_at"],
         )
 
-    async def _touch(self, token_id: int) -> None:
+    async def usable(self, token_id: int) -> bool:
+        """Whether token ``token_id`` may still be used (not revoked, not expired)."""
+        async with self.database.read() as conn:
+            found = await conn.scalar(
+                select(TOKENS.c.id).where(TOKENS.c.id == token_id, token_usable())
+            )
+        return found is not None
+
+    async def touch(self, token_id: int) -> None:
+        """Record that token ``token_id`` was used now (at most once per touch interval)."""
         now = time.monotonic()
         if now - self._touched.get(token_id, float("-inf")) < self.touch_interval:
             return

@@ -1,5 +1,10 @@
-"""Dependencies as types: ``ContextDep``, ``CurrentAccount``, ``OwnedStore``, ``OwnedJob``,
-``PeriodQuery``. A route states what it needs in its signature and gets it checked.
+"""Dependencies as types: ``ContextDep``, ``CurrentCaller``, ``CurrentAccount``, ``AdminCaller``,
+``OwnedStore``, ``OwnedJob``, ``PeriodQuery``. A route states what it needs in its signature
+and gets it checked.
+
+Every bearer token is checked by :func:`resolve_caller`: an address that failed too often is
+refused with 429 before its token is looked up, and an unknown, revoked or expired token is a
+401 that counts as one more failure of its address.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from storesync.accounts import AccountRef
+from storesync.api.auth import Caller, TokenRefused
 from storesync.api.context import ApiContext
 from storesync.api.schemas import MAX_ID
+from storesync.api.throttle import TooManyFailures
 from storesync.errors import InputError, NotFoundError
 from storesync.periods import Period, parse_date
 from storesync.queue import Job
@@ -45,18 +52,51 @@ def _unauthorized(detail: str) -> HTTPException:
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
+def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
     if credentials is None or not credentials.credentials:
         raise _unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
     return credentials.credentials
 
 
-async def current_account(ctx: ContextDep, credentials: Bearer) -> AccountRef:
+def client_address(request: Request) -> str | None:
+    """The client's address, as the server saw it (behind a proxy: see uvicorn's
+    ``--forwarded-allow-ips``)."""
+    return request.client.host if request.client else None
+
+
+def too_many(exc: TooManyFailures) -> HTTPException:
+    return HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)})
+
+
+async def resolve_caller(
+    ctx: ApiContext, request: Request, token: str, store_id: int | None = None
+) -> tuple[Caller, StoreInfo | None]:
+    """The token's caller (and store ``store_id`` when its account owns it), or 429 / 401."""
+    address = client_address(request)
+    throttle = ctx.tokens.throttle
+    try:
+        throttle.check(address)
+    except TooManyFailures as exc:
+        raise too_many(exc) from None
+    try:
+        return await ctx.tokens.caller_and_store(token, store_id)
+    except TokenRefused as exc:
+        throttle.failed(address)
+        raise _unauthorized(str(exc)) from None
+
+
+async def current_caller(ctx: ContextDep, request: Request, credentials: Bearer) -> Caller:
+    """The caller of the request's bearer token, or 401 (429 after too many failures)."""
+    caller, _store = await resolve_caller(ctx, request, bearer_token(credentials))
+    return caller
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+
+
+async def current_account(caller: CurrentCaller) -> AccountRef:
     """The account of the request's bearer token, or 401."""
-    account = await ctx.tokens.account(_token(credentials))
-    if account is None:
-        raise _unauthorized("unknown API token")
-    return account
+    return caller.account
 
 
 CurrentAccount = Annotated[AccountRef, Depends(current_account)]
@@ -65,14 +105,14 @@ StoreId = Annotated[int, Path(ge=1, le=MAX_ID, description="The store's id.")]
 JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id.")]
 
 
-async def owned_store(store_id: StoreId, ctx: ContextDep, credentials: Bearer) -> StoreInfo:
+async def owned_store(
+    store_id: StoreId, ctx: ContextDep, request: Request, credentials: Bearer
+) -> StoreInfo:
     """The store, when the token is valid (else 401) and its account owns it (else 404).
 
     Token and store are resolved in one query: this is on the path of every dashboard read.
     """
-    account, store = await ctx.tokens.account_and_store(_token(credentials), store_id)
-    if account is None:
-        raise _unauthorized("unknown API token")
+    _caller, store = await resolve_caller(ctx, request, bearer_token(credentials), store_id)
     if store is None:
         raise NotFoundError(f"store {store_id} does not exist")
     return store

@@ -1,6 +1,8 @@
 """Every error is JSON ``{"detail": "<one sentence>"}`` with a status that says whose fault.
 
-- 401: no token, or an unknown one (``WWW-Authenticate: Bearer``);
+- 401: no token, or an unknown, revoked or expired one (``WWW-Authenticate: Bearer``);
+- 403: a token whose scope does not allow the route (``/metrics`` needs an admin token);
+- 429: too many failed authentications from the client's address (``Retry-After``);
 - 404: an id that does not exist or belongs to another account (never 403: that would tell a
   stranger the id exists);
 - 409: an action the job's state does not allow (cancel a finished job, retry a running one);
@@ -37,7 +39,14 @@ def _error(description: str) -> dict[str, Any]:
     return {"model": ErrorOut, "description": description}
 
 
-UNAUTHORIZED: Responses = {401: _error("No bearer token, or an unknown one.")}
+UNAUTHORIZED: Responses = {
+    401: _error("No bearer token, or an unknown, revoked or expired one."),
+    429: {
+        **_error("Too many failed authentications from this address; see Retry-After."),
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
+}
+FORBIDDEN: Responses = {403: _error("The token's scope does not allow this.")}
 NOT_FOUND: Responses = {404: _error("No such resource in the caller's account.")}
 CONFLICT: Responses = {409: _error("The job's current state does not allow this.")}
 INVALID: Responses = {422: _error("The input is invalid; the detail says what is wrong.")}

@@ -232,9 +232,9 @@ class JobPage(BaseModel):
 
 
 class WorkerPublic(BaseModel):
-    id: str
-    hostname: str
-    pid: int
+    id: str | None = Field(description="The worker's id (host:pid:…); admin-scope tokens only.")
+    hostname: str | None = Field(description="Admin-scope tokens only; null otherwise.")
+    pid: int | None = Field(description="Admin-scope tokens only; null otherwise.")
     concurrency: int
     jobs_running: int
     is_scheduler: bool
@@ -243,7 +243,8 @@ class WorkerPublic(BaseModel):
 
 
 class QueueStatsPublic(BaseModel):
-    """The queue's state (the ``v_sync_queue_stats`` view), live workers and a diagnosis."""
+    """The caller's account's jobs in the queue (counts, durations, failure rate), the live
+    workers (hosts and pids for admin-scope tokens only) and a diagnosis."""
 
     queued: int
     processing: int
@@ -256,6 +257,48 @@ class QueueStatsPublic(BaseModel):
     failure_rate_24h: float | None
     workers: list[WorkerPublic]
     diagnosis: list[str] = Field(description="Plain statements of what looks wrong, if anything.")
+
+
+# -- tokens ----------------------------------------------------------------------------------
+
+
+class TokenCreate(BaseModel):
+    """A new API token of the caller's account (scope normal: admin tokens come from the
+    command line only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: Text | None = Field(default=None, max_length=200, description="What it is for.")
+    expires_in_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        strict=True,  # `true` is not a number of days
+        description="Days until it stops working; null: never.",
+    )
+
+
+class TokenPublic(BaseModel):
+    """An API token as it may be shown: never the token itself."""
+
+    id: int
+    label: str | None
+    scope: Literal["normal", "admin"]
+    created_at: datetime
+    last_used_at: datetime | None = Field(
+        description="Last request with it (recorded at most once a minute)."
+    )
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    active: bool = Field(description="Neither revoked nor expired.")
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="The token: shown this once, only its hash is stored.")
+
+
+class TokenList(BaseModel):
+    items: list[TokenPublic]
 
 
 # -- dashboard -------------------------------------------------------------------------------

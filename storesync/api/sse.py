@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -61,6 +61,9 @@ class StoreOwners:
 
 #: Put in every inbox when events may have been missed (the PostgreSQL relay reconnected).
 RESYNC: Event = {"type": "resync"}
+#: Nothing arrived for a keepalive interval (never put in an inbox).
+_IDLE: Event = {"type": "idle"}
+ENDED = "the token was revoked or has expired, or the session ended: sign in again"
 
 
 class _Subscription:
@@ -116,9 +119,21 @@ class StreamHub:
         for subscription in list(self._open):
             subscription.close()
 
-    async def stream(self, account_id: int, account_name: str) -> AsyncIterator[str]:
-        """The SSE frames for one client of ``account_id``, until it leaves or we stop."""
+    async def stream(
+        self,
+        account_id: int,
+        account_name: str,
+        *,
+        still_allowed: Callable[[], Awaitable[bool]] | None = None,
+    ) -> AsyncIterator[str]:
+        """The SSE frames for one client of ``account_id``, until it leaves or we stop.
+
+        ``still_allowed`` is asked once per keepalive interval whether the client may go on
+        listening (its token not revoked, its session not ended); when not, the stream ends
+        with an ``ended`` event.
+        """
         subscription = _Subscription()
+        checked = time.monotonic()
         unsubscribe = self.database.events.subscribe(subscription.offer)
         self._open.add(subscription)
         try:
@@ -129,12 +144,19 @@ class StreamHub:
                 try:
                     event = await asyncio.wait_for(subscription.inbox.get(), self.keepalive)
                 except TimeoutError:
+                    event = _IDLE
+                if event is None:
+                    return
+                if still_allowed is not None and time.monotonic() - checked >= self.keepalive:
+                    checked = time.monotonic()
+                    if not await still_allowed():
+                        yield frame("ended", {"detail": ENDED})
+                        return
+                if event is _IDLE:
                     yield ": keepalive\n\n"
                     continue
                 if subscription.overflowed:
                     yield frame("overflow", {"detail": "too many events queued; reconnect"})
-                    return
-                if event is None:
                     return
                 if event is RESYNC:
                     yield frame("resync", {"detail": "events may have been missed; reload"})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from storesync.cli import admin, backup, demo, serve, sync, worker
-from storesync.cli.stores import stores_app, tokens_app
+from storesync.cli.stores import stores_app
+from storesync.cli.tokens import tokens_app
 
 app = typer.Typer(
     name="storesync",

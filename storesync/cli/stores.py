@@ -1,4 +1,4 @@
-"""``storesync stores …`` and ``storesync tokens …``."""
+"""``storesync stores …`` (the tokens commands are in :mod:`storesync.cli.tokens`)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from storesync.accounts import DEFAULT_ACCOUNT, create_token
+from storesync.accounts import DEFAULT_ACCOUNT
 from storesync.cli.common import console, load_settings, open_database, print_json, run
 from storesync.storage.crypto import SecretBox
 from storesync.stores import StoreDirectory, StoreInfo
 
 stores_app = typer.Typer(help="Add and list stores.", no_args_is_help=True)
-tokens_app = typer.Typer(help="Create API tokens.", no_args_is_help=True)
 
 
 @stores_app.command("add")
@@ -101,20 +100,3 @@ def list_stores(
             ", ".join(s.refresh_periods),
         )
     console.print(table)
-
-
-@tokens_app.command("create")
-def create(
-    account: Annotated[str, typer.Option(help="The account the token acts for.")],
-    label: Annotated[str | None, typer.Option(help="A note on what the token is for.")] = None,
-) -> None:
-    """Create an API token. It is printed once, on the last line; only its hash is stored."""
-    settings = load_settings()
-
-    async def main() -> str:
-        async with open_database(settings) as database:
-            return await create_token(database, account, label)
-
-    token = run(main)
-    console.print(f"API token for account {account!r} (shown once; keep it safe):", highlight=False)
-    typer.echo(token)

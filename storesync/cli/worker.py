@@ -24,7 +24,11 @@ def worker(
     ] = True,
     log_json: Annotated[bool, typer.Option(help="Log one JSON object per line.")] = False,
     metrics_port: Annotated[
-        int | None, typer.Option(help="Serve Prometheus metrics on this port.")
+        int | None,
+        typer.Option(
+            help="Serve Prometheus metrics on this port, on STORESYNC_METRICS_HOST (default "
+            "127.0.0.1: only this machine)."
+        ),
     ] = None,
 ) -> None:
     """Run syncs from the queue until stopped (SIGTERM/SIGINT stop it gracefully)."""
@@ -41,7 +45,9 @@ def worker(
         if metrics_port is not None:
             from prometheus_client import start_http_server
 
-            start_http_server(metrics_port, registry=metrics.registry)
+            # prometheus_client binds every interface unless told: the metrics tell about
+            # every account's jobs, so only the configured interface.
+            start_http_server(metrics_port, addr=settings.metrics_host, registry=metrics.registry)
         async with (
             # No ping per checkout: the worker waits out an unavailable database itself.
             open_database(settings, ping=False) as database,

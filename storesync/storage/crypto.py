@@ -49,7 +49,7 @@ def _load_or_create_key_file(settings: Settings) -> bytes:
     path = settings.key_file
     if path.exists():
         return path.read_bytes().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = Fernet.generate_key()
     try:
         # O_EXCL: if another process creates it first, use theirs rather than overwrite it.

@@ -9,8 +9,11 @@ PostgreSQL is reached through asyncpg; its claims rely on row locks and an advis
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -147,7 +150,8 @@ def connect(settings: Settings, *, ping: bool = True, **engine_options: Any) -> 
     options: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            create_private_file(Path(url.database))
         options["connect_args"] = {"timeout": 30}
     else:
         # Ping a pooled connection at checkout: after a restart or failover the pool holds
@@ -165,6 +169,18 @@ def connect(settings: Settings, *, ping: bool = True, **engine_options: Any) -> 
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return Database(engine)
+
+
+def create_private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 unless it exists (then it is left as it is).
+
+    SQLite creates a database file 0644 (less the umask), and gives its ``-wal`` and ``-shm``
+    files the database file's mode: created here first, all three are the owner's only. They
+    hold every store's figures and encrypted credentials. A missing parent directory is left
+    for SQLite to report.
+    """
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 #: SQLSTATE classes and codes that mean "the server is not there right now".

@@ -58,6 +58,7 @@ class ApiToken(Base):
     """A bearer token for the HTTP API; only its SHA-256 is stored."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = (CheckConstraint("scope IN ('normal', 'admin')", name="scope"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     account_id: Mapped[int] = mapped_column(
@@ -67,6 +68,28 @@ class ApiToken(Base):
     label: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # "normal" acts for its account; "admin" also sees operational data (workers' hosts and
+    # pids, /metrics). Only the command line creates admin tokens.
+    scope: Mapped[str] = mapped_column(String(16), server_default="normal")
+    #: NULL: never expires.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Set once revoked; the row is kept so that listings show when and that it was revoked.
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebSession(Base):
+    """A signed-in browser session. The cookie names it; signing out deletes it, so a copied
+    cookie is worthless afterwards. Only the SHA-256 of the cookie's nonce is stored."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    token_id: Mapped[int] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class Store(Base):

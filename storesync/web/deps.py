@@ -72,14 +72,11 @@ def cookie_session(request: Request) -> Session | None:
 
 
 async def visitor_of(request: Request) -> Visitor | None:
-    """The signed-in visitor, while the API token they signed in with still exists."""
+    """The signed-in visitor, while their session is open and their API token usable."""
     session = cookie_session(request)
     if session is None or not session.signed_in:
         return None
-    assert session.account_id is not None and session.token_id is not None
-    account = await account_of_session(
-        context_of(request).database, session.account_id, session.token_id
-    )
+    account = await account_of_session(context_of(request).database, session)
     if account is None:
         return None
     return Visitor(account, session, web_state(request).signer.csrf_token(session))

@@ -103,7 +103,7 @@ async def queue_panel(database: Database, settings: Settings, account: AccountRe
             ).order_by(JOBS.c.completed_at.desc()),
             FAILURES_SHOWN,
         )
-    stats = await queue_stats(database, settings)
+    stats = await queue_stats(database, settings, account_id=account.id)
     return QueuePanel(
         counts=counts,
         running=running,

@@ -11,6 +11,10 @@ Every session, signed in or not, has a nonce; the CSRF token of the session is a
 put in every form (and in the ``X-CSRF-Token`` header of the page's own requests) and
 compared in constant time. Signing in starts a new session with a new nonce, so a token seen
 before signing in is worthless after it.
+
+A signed-in session is also recorded on the server (table ``web_sessions``, by the SHA-256 of
+its nonce; see :mod:`storesync.web.signin`): signing out deletes the record, so the cookie,
+wherever it was copied, signs no one in afterwards although its signature is still good.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Who a visitor is: API tokens typed into the sign-in form, and one-time sign-in links.
 
-A web session is tied to the API token it was opened with (see :mod:`storesync.web.session`):
-every request checks that the token still exists, so deleting a token signs its browser
-sessions out.
+A web session is tied to the API token it was opened with (see :mod:`storesync.web.session`)
+and has a row in ``web_sessions``, keyed by the SHA-256 of the cookie's nonce. Every request
+checks that the row exists and has not expired, and that the token is neither revoked nor
+expired: signing out deletes the row (a copied cookie is then worthless), and revoking a
+token signs its browser sessions out.
 
 A one-time sign-in link (``/sign-in/once/<secret>``, printed by ``storesync demo``) carries
 256 random bits. Only their SHA-256 is stored, in a row of table ``leases`` named
@@ -19,9 +21,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, insert, select
 
-from storesync.accounts import ACCOUNTS, TOKENS, AccountRef, hash_token
+from storesync.accounts import ACCOUNTS, SESSIONS, TOKENS, AccountRef, hash_token, token_usable
 from storesync.storage.engine import Database
 from storesync.storage.models import Lease, table_of
+from storesync.web.session import Session
 
 LEASES = table_of(Lease)
 LINK_PREFIX = "signin:"
@@ -31,11 +34,12 @@ LINK_SECONDS = 15 * 60
 
 
 async def account_of_token(database: Database, token: str) -> tuple[AccountRef, int] | None:
-    """The account of an API token and the token's id, or None for an unknown token."""
+    """The account of an API token and the token's id, or None for an unknown, revoked or
+    expired token."""
     query = (
         select(ACCOUNTS.c.id, ACCOUNTS.c.name, TOKENS.c.id.label("token_id"))
         .join(TOKENS, TOKENS.c.account_id == ACCOUNTS.c.id)
-        .where(TOKENS.c.token_hash == hash_token(token.strip()))
+        .where(TOKENS.c.token_hash == hash_token(token.strip()), token_usable())
     )
     async with database.read() as conn:
         row = (await conn.execute(query)).first()
@@ -44,14 +48,50 @@ async def account_of_token(database: Database, token: str) -> tuple[AccountRef, 
     return AccountRef(int(row.id), row.name), int(row.token_id)
 
 
-async def account_of_session(
-    database: Database, account_id: int, token_id: int
-) -> AccountRef | None:
-    """The session's account, while its token still exists and belongs to it."""
+def _session_key(session: Session) -> str:
+    return hashlib.sha256(session.nonce.encode()).hexdigest()
+
+
+async def open_session(database: Database, session: Session) -> None:
+    """Record the signed-in ``session`` (expired sessions' rows are dropped meanwhile)."""
+    assert session.account_id is not None and session.token_id is not None
+    now = datetime.now(UTC)
+    async with database.transaction() as conn:
+        await conn.execute(delete(SESSIONS).where(SESSIONS.c.expires_at < now))
+        await conn.execute(
+            insert(SESSIONS).values(
+                id_hash=_session_key(session),
+                account_id=session.account_id,
+                token_id=session.token_id,
+                created_at=now,
+                expires_at=datetime.fromtimestamp(session.expires, UTC),
+            )
+        )
+
+
+async def end_session(database: Database, session: Session) -> None:
+    """Forget ``session``: its cookie no longer signs anyone in, wherever it was copied."""
+    async with database.transaction() as conn:
+        await conn.execute(delete(SESSIONS).where(SESSIONS.c.id_hash == _session_key(session)))
+
+
+async def account_of_session(database: Database, session: Session) -> AccountRef | None:
+    """The session's account, while the session is open on the server and its token usable."""
+    if session.account_id is None or session.token_id is None:
+        return None
+    now = datetime.now(UTC)
     query = (
         select(ACCOUNTS.c.id, ACCOUNTS.c.name)
         .join(TOKENS, TOKENS.c.account_id == ACCOUNTS.c.id)
-        .where(TOKENS.c.id == token_id, ACCOUNTS.c.id == account_id)
+        .join(SESSIONS, SESSIONS.c.token_id == TOKENS.c.id)
+        .where(
+            SESSIONS.c.id_hash == _session_key(session),
+            SESSIONS.c.expires_at > now,
+            SESSIONS.c.account_id == session.account_id,
+            TOKENS.c.id == session.token_id,
+            ACCOUNTS.c.id == session.account_id,
+            token_usable(now),
+        )
     )
     async with database.read() as conn:
         row = (await conn.execute(query)).first()
@@ -110,11 +150,12 @@ async def redeem_sign_in_link(database: Database, secret: str) -> int | None:
 
 
 async def account_of_token_id(database: Database, token_id: int) -> AccountRef | None:
-    """The account an API token (by id) belongs to, or None when the token is gone."""
+    """The account an API token (by id) belongs to, or None when the token is gone, revoked
+    or expired."""
     query = (
         select(ACCOUNTS.c.id, ACCOUNTS.c.name)
         .join(TOKENS, TOKENS.c.account_id == ACCOUNTS.c.id)
-        .where(TOKENS.c.id == token_id)
+        .where(TOKENS.c.id == token_id, token_usable())
     )
     async with database.read() as conn:
         row = (await conn.execute(query)).first()

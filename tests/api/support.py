@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from storesync.accounts import create_token
+from storesync.accounts import Scope, create_token
 from storesync.cache import KLAVIYO, SHOPIFY, write_rows
 from storesync.periods import Period
 from storesync.providers.figures import DailySales, KlaviyoFigures, ShopifyFigures
@@ -89,6 +89,8 @@ class Deployment:
     data_dir: Path
     simulator: Simulator
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: More settings of the processes this deployment starts (``STORESYNC_…`` variables).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def settings(self) -> Settings:
@@ -110,6 +112,7 @@ class Deployment:
             STORESYNC_SHOPIFY_API_SECRET=WEBHOOK_SECRET,
             STORESYNC_SHUTDOWN_GRACE_SECONDS="1",
             STORESYNC_POLL_INTERVAL_SECONDS="0.2",
+            **self.extra_env,
         )
 
     def _spawn(self, name: str, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
@@ -150,13 +153,13 @@ class Deployment:
 
     # -- data, written in-process through storesync's own modules -----------------------------
 
-    def token(self, account: str) -> str:
-        return self._run(self._token(account))
+    def token(self, account: str, *, scope: Scope = "normal") -> str:
+        return self._run(self._token(account, scope))
 
-    async def _token(self, account: str) -> str:
+    async def _token(self, account: str, scope: Scope) -> str:
         database = connect(self.settings)
         try:
-            return await create_token(database, account)
+            return await create_token(database, account, scope=scope)
         finally:
             await database.dispose()
 

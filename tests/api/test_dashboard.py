@@ -129,7 +129,8 @@ def test_stale_while_revalidate_and_force(deployment: Deployment) -> None:
         assert forced.headers["location"] == f"/api/jobs/{forced.json()['id']}"
         assert len(client.get("/api/jobs").json()["items"]) == 2
 
-        metrics = client.get("/metrics")
+        assert client.get("/metrics").status_code == 403  # a normal token: not the operator
+        metrics = client.get("/metrics", headers=bearer(deployment.token("ops", scope="admin")))
         assert metrics.status_code == 200
         text = metrics.text
         for outcome in ("hit", "stale", "forced"):

@@ -41,6 +41,9 @@ CHECKS = [
 
 @pytest.mark.slow
 def test_openapi_conformance(deployment: Deployment) -> None:
+    # The fuzzer sends many wrong tokens on purpose (to check that auth is enforced): no
+    # throttling here, its own tests are in tests/api/test_tokens.py.
+    deployment.extra_env["STORESYNC_AUTH_FAILURE_LIMIT"] = "1000000"
     url = deployment.serve(worker=False)
     token = deployment.token("default")
     store = deployment.add_store("loja-lisboa.myshopify.com")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from storesync.api.deps import ContextDep, CurrentAccount
+from storesync.api.deps import ContextDep, CurrentCaller
 from storesync.api.errors import API_ERRORS, Responses
 
 router = APIRouter(prefix="/api", tags=["events"], responses=API_ERRORS)
@@ -17,7 +17,8 @@ _STREAM_DOC: Responses = {
         "`job.cancelled`, `cache.updated` and `cache.stale` events of the caller's stores, "
         "each with a JSON `data` line; a comment every 15 s keeps proxies from closing it. "
         "`resync` means events may have been missed (reload what is shown); `overflow` that "
-        "the client fell too far behind and the stream ends (reconnect).",
+        "the client fell too far behind and the stream ends (reconnect); `ended` that the "
+        "token was revoked or expired and the stream ends.",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     }
 }
@@ -29,9 +30,14 @@ _STREAM_DOC: Responses = {
     responses=_STREAM_DOC,
     summary="Live job and cache events of the caller's stores",
 )
-async def events(account: CurrentAccount, ctx: ContextDep) -> StreamingResponse:
+async def events(caller: CurrentCaller, ctx: ContextDep) -> StreamingResponse:
+    async def token_usable() -> bool:
+        return await ctx.tokens.usable(caller.token_id)
+
+    account = caller.account
     return StreamingResponse(
-        ctx.streams.stream(account.id, account.name),
+        # A stream outlives its request's check: a revoked token's stream ends too.
+        ctx.streams.stream(account.id, account.name, still_allowed=token_usable),
         media_type="text/event-stream",
         # No caching, and no buffering by proxies such as nginx: events must arrive at once.
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

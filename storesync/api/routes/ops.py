@@ -1,14 +1,21 @@
-"""``GET /healthz`` (no token: for load balancers) and ``GET /metrics`` (Prometheus)."""
+"""``GET /healthz`` (no token: for load balancers) and ``GET /metrics`` (Prometheus).
+
+``/metrics`` tells about every account's jobs and the providers' traffic: it answers the
+``STORESYNC_METRICS_TOKEN`` (for a Prometheus scraper) or an admin-scope API token, and no
+other token (403).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import hmac
+
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from storesync.api.deps import ContextDep, CurrentAccount
-from storesync.api.errors import INVALID, UNAUTHORIZED
+from storesync.api.deps import Bearer, ContextDep, bearer_token, resolve_caller
+from storesync.api.errors import FORBIDDEN, INVALID, UNAUTHORIZED
 from storesync.api.schemas import ErrorOut, Health
 from storesync.queue.stats import queue_stats
 
@@ -40,12 +47,25 @@ async def healthz(ctx: ContextDep) -> Health | JSONResponse:
     response_class=Response,
     responses={
         **UNAUTHORIZED,
+        **FORBIDDEN,
         **INVALID,
         200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}},
     },
     summary="Prometheus metrics of this process",
 )
-async def metrics(_account: CurrentAccount, ctx: ContextDep) -> Response:
+async def metrics(ctx: ContextDep, request: Request, credentials: Bearer) -> Response:
+    token = bearer_token(credentials)
+    expected = ctx.settings.metrics_token
+    if expected is None or not hmac.compare_digest(
+        token.encode(), expected.get_secret_value().encode()
+    ):
+        caller, _store = await resolve_caller(ctx, request, token)
+        if not caller.is_admin:
+            raise HTTPException(
+                403,
+                "/metrics needs an admin-scope token (`storesync tokens create --scope admin`) "
+                "or STORESYNC_METRICS_TOKEN",
+            )
     # Queue depth is refreshed here too, so a server without an embedded worker reports it.
     stats = await queue_stats(ctx.database, ctx.settings)
     for status in ("queued", "processing", "completed", "failed", "cancelled"):

@@ -1,14 +1,15 @@
-"""``GET /api/queue/stats``: the shared queue's counts, durations, live workers, diagnosis.
+"""``GET /api/queue/stats``: the caller's account's jobs in the queue (counts, durations,
+failure rate), the live workers and a diagnosis.
 
-The queue is shared by every account, so these are its global figures: what a caller needs
-to understand why its job waits (how many are ahead, whether any worker is alive).
+Other accounts' figures are not shown; the workers' host names and pids only to admin-scope
+tokens (see :mod:`storesync.accounts`).
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from storesync.api.deps import ContextDep, CurrentAccount
+from storesync.api.deps import ContextDep, CurrentCaller
 from storesync.api.errors import API_ERRORS
 from storesync.api.schemas import QueueStatsPublic
 from storesync.queue.stats import queue_stats
@@ -17,7 +18,6 @@ router = APIRouter(prefix="/api/queue", tags=["queue"], responses=API_ERRORS)
 
 
 @router.get("/stats", response_model=QueueStatsPublic, summary="Queue counts and live workers")
-async def stats(_account: CurrentAccount, ctx: ContextDep) -> QueueStatsPublic:
-    return QueueStatsPublic.model_validate(
-        (await queue_stats(ctx.database, ctx.settings)).to_json()
-    )
+async def stats(caller: CurrentCaller, ctx: ContextDep) -> QueueStatsPublic:
+    found = await queue_stats(ctx.database, ctx.settings, account_id=caller.account.id)
+    return QueueStatsPublic.model_validate(found.to_json(with_hosts=caller.is_admin))

@@ -23,6 +23,7 @@ from storesync.web.panel import queue_panel
 from storesync.web.picker import pick
 from storesync.web.routes.common import partial
 from storesync.web.routes.pages import figures_url
+from storesync.web.signin import account_of_session
 from storesync.web.tables import COLUMNS, checked_sort
 
 router = APIRouter(prefix="/web", include_in_schema=False)
@@ -31,8 +32,12 @@ Param = Annotated[str | None, Query()]
 
 @router.get("/events")
 async def events(visitor: LiveVisitor, ctx: Context) -> StreamingResponse:
+    async def session_open() -> bool:
+        return await account_of_session(ctx.database, visitor.session) is not None
+
     return StreamingResponse(
-        ctx.streams.stream(visitor.account.id, visitor.account.name),
+        # Signing out (or a revoked token) ends an open stream too.
+        ctx.streams.stream(visitor.account.id, visitor.account.name, still_allowed=session_open),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
