@@ -89,7 +89,7 @@ async def _start(
         settings=settings,
         database=database,
         queue=JobQueue(database, settings),
-        stores=StoreDirectory(database, box),
+        stores=StoreDirectory(database, box, extra_hosts=settings.shop_extra_hosts),
         metrics=metrics,
         tokens=TokenAuthority(database),
         streams=StreamHub(database, StoreOwners(database)),
