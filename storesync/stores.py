@@ -145,9 +145,14 @@ class StoreDirectory:
                     )
                     .returning(STORES.c.id)
                 )
-        except IntegrityError:
-            # Another request added the same shop between the check and the insert.
-            raise _taken(domain, same_account=False, account=account) from None
+        except IntegrityError as exc:
+            if "shopify_domain" in str(exc.orig):
+                # Another request added the same shop between the check and the insert.
+                raise _taken(domain, same_account=False, account=account) from None
+            # Another request created the same new account at the same moment.
+            raise InputError(
+                f"account {account!r} was being created at the same moment; try again"
+            ) from None
         return await self.get(int(store_id or 0))
 
     async def get(self, store_id: int, *, account_id: int | None = None) -> StoreInfo:
