@@ -4,6 +4,7 @@
 
     StoresyncError
     ├── InputError            bad input from a user or a caller: nothing was written
+    │   └── ConflictError     it clashes with something that exists (a shop already added)
     ├── NotFoundError         an id that does not exist (or belongs to another account)
     ├── InvalidStateError     an operation the job's current status does not allow
     └── ProviderError         a call to Shopify or Klaviyo went wrong
@@ -24,6 +25,10 @@ class StoresyncError(Exception):
 
 class InputError(StoresyncError, ValueError):
     """The caller's input is invalid; the message says what is wrong."""
+
+
+class ConflictError(InputError):
+    """The input clashes with what exists (the API answers 409); nothing was written."""
 
 
 class NotFoundError(StoresyncError, LookupError):

@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from storesync.store_rules import allowed_hosts
+
 
 class Settings(BaseSettings):
     """Configuration for every storesync process (server, worker, CLI)."""
@@ -119,6 +121,25 @@ class Settings(BaseSettings):
         default=None,
         description="Key for credentials at rest; generated into the data directory when unset.",
     )
+
+    # Shop domains: only name.myshopify.com, unless hosts are allowed here on purpose (a
+    # simulator serving shops under its own names). STORESYNC_SHOPIFY_BASE_URL pointing at a
+    # simulator does not by itself allow other domains.
+    shopify_allowed_hosts: str = Field(
+        default="",
+        description="Comma-separated extra shop host names (or *.suffix patterns) accepted "
+        "besides name.myshopify.com; empty: Shopify domains only.",
+    )
+
+    @field_validator("shopify_allowed_hosts")
+    @classmethod
+    def _shop_hosts(cls, value: str) -> str:
+        return ",".join(allowed_hosts(value))  # InputError is a ValueError: a settings error
+
+    @property
+    def shop_extra_hosts(self) -> tuple[str, ...]:
+        """The hosts of ``STORESYNC_SHOPIFY_ALLOWED_HOSTS``, checked and lower-cased."""
+        return allowed_hosts(self.shopify_allowed_hosts)
 
     @field_validator("shopify_base_url")
     @classmethod

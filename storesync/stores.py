@@ -2,11 +2,14 @@
 
 Credentials are encrypted with :class:`~storesync.storage.crypto.SecretBox` on the way in and
 only decrypted for a connector; :class:`StoreInfo` (what lists and APIs show) never holds them.
+Every value is checked by :mod:`storesync.store_rules` before anything is written, whichever
+entry point (API, web form, command line) it came from. A shop belongs to one store: a second
+store for the same shop domain, in any account, is a :class:`ConflictError`.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,16 +17,16 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from storesync import store_rules
 from storesync.accounts import ACCOUNTS, DEFAULT_ACCOUNT, ensure_account
-from storesync.errors import InputError, NotFoundError
-from storesync.periods import NAMED_PERIODS, zone
+from storesync.errors import ConflictError, InputError, NotFoundError
+from storesync.periods import NAMED_PERIODS
 from storesync.storage.crypto import SecretBox
 from storesync.storage.engine import Database
 from storesync.storage.models import Store, table_of
 
 STORES = table_of(Store)
 STANDARD_PERIODS = ("today", "last_7_days", "last_30_days")
-_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +66,10 @@ class StoreCredentials:
     klaviyo_key: str | None = field(repr=False)
 
 
-def normalize_domain(domain: str) -> str:
-    """``https://Acme.myshopify.com/`` → ``acme.myshopify.com``; bare names get the suffix."""
-    value = domain.strip().lower()
-    value = re.sub(r"^https?://", "", value).split("/")[0]
-    if value and "." not in value:
-        value = f"{value}.myshopify.com"
-    if not _DOMAIN.match(value):
-        raise InputError(f"{domain!r} is not a shop domain such as acme.myshopify.com")
-    return value
+def normalize_domain(domain: str, *, extra_hosts: Iterable[str] = ()) -> str:
+    """``https://Acme.myshopify.com`` → ``acme.myshopify.com`` (see
+    :func:`storesync.store_rules.shop_domain`)."""
+    return store_rules.shop_domain(domain, extra_hosts=extra_hosts)
 
 
 def check_periods(periods: list[str]) -> tuple[str, ...]:
@@ -85,11 +83,18 @@ def check_periods(periods: list[str]) -> tuple[str, ...]:
 
 
 class StoreDirectory:
-    """Adds, finds, updates and removes stores."""
+    """Adds, finds, updates and removes stores.
 
-    def __init__(self, database: Database, box: SecretBox) -> None:
+    ``extra_hosts`` are the shop hosts ``STORESYNC_SHOPIFY_ALLOWED_HOSTS`` admits besides
+    ``name.myshopify.com`` (none by default).
+    """
+
+    def __init__(
+        self, database: Database, box: SecretBox, *, extra_hosts: Iterable[str] = ()
+    ) -> None:
         self.database = database
         self.box = box
+        self.extra_hosts = tuple(extra_hosts)
 
     async def add(
         self,
@@ -103,39 +108,51 @@ class StoreDirectory:
         currency: str | None = None,
         refresh_periods: list[str] | None = None,
     ) -> StoreInfo:
-        """Validate and add a store; the account is created when new."""
-        name = name.strip()
-        if not name:
-            raise InputError("a store needs a name")
-        if not shopify_token.strip():
-            raise InputError("a store needs a Shopify access token")
-        domain = normalize_domain(shopify_domain)
-        zone(timezone)
+        """Validate and add a store; the account is created when new.
+
+        :class:`ConflictError` when a store for the same shop exists already (in this account
+        or another: one shop, one store).
+        """
+        name = store_rules.store_name(name)
+        shopify_token = store_rules.secret(shopify_token, "Shopify access token")
+        klaviyo = store_rules.secret(klaviyo_key, "Klaviyo private key") if klaviyo_key else None
+        domain = normalize_domain(shopify_domain, extra_hosts=self.extra_hosts)
+        timezone = store_rules.timezone(timezone)
+        currency = store_rules.currency(currency) if currency is not None else None
         periods = check_periods(refresh_periods or list(STANDARD_PERIODS))
         now = datetime.now(UTC)
         try:
             async with self.database.transaction(immediate=True) as conn:
+                owner = await conn.scalar(
+                    select(STORES.c.account_id).where(STORES.c.shopify_domain == domain)
+                )
                 ref = await ensure_account(conn, account)
+                if owner is not None:
+                    raise _taken(domain, same_account=owner == ref.id, account=account)
                 store_id = await conn.scalar(
                     insert(STORES)
                     .values(
                         account_id=ref.id,
                         name=name,
                         shopify_domain=domain,
-                        shopify_token_encrypted=self.box.encrypt(shopify_token.strip()),
-                        klaviyo_key_encrypted=self.box.encrypt(klaviyo_key.strip())
-                        if klaviyo_key
-                        else None,
+                        shopify_token_encrypted=self.box.encrypt(shopify_token),
+                        klaviyo_key_encrypted=self.box.encrypt(klaviyo) if klaviyo else None,
                         timezone=timezone,
-                        currency=currency.upper() if currency else None,
+                        currency=currency,
                         refresh_periods=list(periods),
                         created_at=now,
                         updated_at=now,
                     )
                     .returning(STORES.c.id)
                 )
-        except IntegrityError:
-            raise InputError(f"account {account!r} already has a store for {domain}") from None
+        except IntegrityError as exc:
+            if "shopify_domain" in str(exc.orig):
+                # Another request added the same shop between the check and the insert.
+                raise _taken(domain, same_account=False, account=account) from None
+            # Another request created the same new account at the same moment.
+            raise InputError(
+                f"account {account!r} was being created at the same moment; try again"
+            ) from None
         return await self.get(int(store_id or 0))
 
     async def get(self, store_id: int, *, account_id: int | None = None) -> StoreInfo:
@@ -185,18 +202,17 @@ class StoreDirectory:
             if value is None:
                 continue
             if key == "name":
-                if not str(value).strip():
-                    raise InputError("a store needs a name")
-                values["name"] = str(value).strip()
+                values["name"] = store_rules.store_name(str(value))
             elif key == "shopify_token":
-                values["shopify_token_encrypted"] = self.box.encrypt(str(value).strip())
+                token = store_rules.secret(str(value), "Shopify access token")
+                values["shopify_token_encrypted"] = self.box.encrypt(token)
             elif key == "klaviyo_key":
-                values["klaviyo_key_encrypted"] = self.box.encrypt(str(value).strip())
+                key_value = store_rules.secret(str(value), "Klaviyo private key")
+                values["klaviyo_key_encrypted"] = self.box.encrypt(key_value)
             elif key == "timezone":
-                zone(str(value))
-                values["timezone"] = value
+                values["timezone"] = store_rules.timezone(str(value))
             elif key == "currency":
-                values["currency"] = str(value).upper()
+                values["currency"] = store_rules.currency(str(value))
             elif key == "refresh_periods":
                 values["refresh_periods"] = list(check_periods(list(value)))
             else:
@@ -223,6 +239,15 @@ class StoreDirectory:
             (STORES.c.klaviyo_key_encrypted.is_not(None)).label("has_klaviyo"),
             STORES.c.created_at,
         ).join(ACCOUNTS, ACCOUNTS.c.id == STORES.c.account_id)
+
+
+def _taken(domain: str, *, same_account: bool, account: str) -> ConflictError:
+    if same_account:
+        return ConflictError(f"account {account!r} already has a store for {domain}")
+    # Which account holds it is that account's business: say only that it is taken.
+    return ConflictError(
+        f"a store for {domain} already exists in another account; a shop can be added once"
+    )
 
 
 def _info(row: Any) -> StoreInfo:

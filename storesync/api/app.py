@@ -90,7 +90,7 @@ async def _start(
         settings=settings,
         database=database,
         queue=JobQueue(database, settings),
-        stores=StoreDirectory(database, box),
+        stores=StoreDirectory(database, box, extra_hosts=settings.shop_extra_hosts),
         metrics=metrics,
         tokens=TokenAuthority(
             database,

@@ -5,7 +5,8 @@
 - 429: too many failed authentications from the client's address (``Retry-After``);
 - 404: an id that does not exist or belongs to another account (never 403: that would tell a
   stranger the id exists);
-- 409: an action the job's state does not allow (cancel a finished job, retry a running one);
+- 409: an action the job's state does not allow (cancel a finished job, retry a running one),
+  or a store for a shop that is already connected;
 - 400: a request body that cannot be decoded at all (FastAPI's own check);
 - 422: bad input (a malformed date, end before start, a period too long, an unknown time zone,
   a body that does not match its schema), checked before anything is written;
@@ -25,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
 from storesync.api.schemas import ErrorOut
-from storesync.errors import InputError, InvalidStateError, NotFoundError
+from storesync.errors import ConflictError, InputError, InvalidStateError, NotFoundError
 from storesync.storage.engine import is_unavailable
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ UNAUTHORIZED: Responses = {
 FORBIDDEN: Responses = {403: _error("The token's scope does not allow this.")}
 NOT_FOUND: Responses = {404: _error("No such resource in the caller's account.")}
 CONFLICT: Responses = {409: _error("The job's current state does not allow this.")}
+SHOP_TAKEN: Responses = {409: _error("A store for this shop domain already exists.")}
 INVALID: Responses = {422: _error("The input is invalid; the detail says what is wrong.")}
 #: For routes with a JSON body: one that cannot even be decoded is FastAPI's 400.
 UNREADABLE: Responses = {400: _error("The request body could not be decoded.")}
@@ -85,6 +87,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InputError)
     async def invalid_input(_request: Request, exc: InputError) -> JSONResponse:
         return _detail(422, str(exc))
+
+    @app.exception_handler(ConflictError)
+    async def clash(_request: Request, exc: ConflictError) -> JSONResponse:
+        return _detail(409, str(exc))
 
     @app.exception_handler(NotFoundError)
     async def not_found(_request: Request, exc: NotFoundError) -> JSONResponse:

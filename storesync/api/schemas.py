@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
+from storesync import store_rules
 from storesync.queue import Job, JobStatus, Reason
 from storesync.stores import StoreInfo
 
@@ -36,6 +37,23 @@ Text = Annotated[str, AfterValidator(_printable)]
 Secret = Annotated[SecretStr, AfterValidator(_printable_secret)]
 
 
+# Store fields: the limits come from storesync.store_rules, whose rules StoreDirectory applies
+# to every add and update (so the API, the web form and the CLI refuse the same values, and the
+# API's 422 says it in the same words as the others).
+StoreName = Annotated[
+    str, Field(min_length=1, max_length=store_rules.NAME_MAX), AfterValidator(_printable)
+]
+TimeZoneName = Annotated[
+    str, Field(min_length=1, max_length=store_rules.TIMEZONE_MAX), AfterValidator(_printable)
+]
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217, such as USD.")]
+StoreSecret = Annotated[
+    SecretStr,
+    Field(min_length=1, max_length=store_rules.SECRET_MAX, json_schema_extra={"writeOnly": True}),
+    AfterValidator(_printable_secret),
+]
+
+
 class ErrorOut(BaseModel):
     """Every error answer: one sentence that says what is wrong."""
 
@@ -50,17 +68,18 @@ class StoreCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Text = Field(min_length=1, max_length=200, examples=["Acme Outdoors"])
-    shopify_domain: Text = Field(min_length=1, max_length=255, examples=["acme.myshopify.com"])
-    shopify_token: Secret = Field(
-        min_length=1, max_length=1000, json_schema_extra={"writeOnly": True}
+    name: StoreName = Field(examples=["Acme Outdoors"])
+    shopify_domain: Text = Field(
+        min_length=1,
+        max_length=store_rules.DOMAIN_MAX,
+        examples=["acme.myshopify.com"],
+        description="The shop's name.myshopify.com domain (no port or path).",
     )
-    klaviyo_key: Secret | None = Field(
-        default=None, min_length=1, max_length=1000, json_schema_extra={"writeOnly": True}
-    )
-    timezone: Text = Field(min_length=1, max_length=64, examples=["America/New_York"])
-    currency: str | None = Field(
-        default=None, pattern=r"^[A-Za-z]{3}$", description="ISO 4217; learned on first sync."
+    shopify_token: StoreSecret
+    klaviyo_key: StoreSecret | None = None
+    timezone: TimeZoneName = Field(examples=["America/New_York"])
+    currency: CurrencyCode | None = Field(
+        default=None, description="ISO 4217; learned on first sync."
     )
     refresh_periods: list[Text] | None = Field(
         default=None,
@@ -75,15 +94,11 @@ class StoreUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Text | None = Field(default=None, min_length=1, max_length=200)
-    shopify_token: Secret | None = Field(
-        default=None, min_length=1, max_length=1000, json_schema_extra={"writeOnly": True}
-    )
-    klaviyo_key: Secret | None = Field(
-        default=None, min_length=1, max_length=1000, json_schema_extra={"writeOnly": True}
-    )
-    timezone: Text | None = Field(default=None, min_length=1, max_length=64)
-    currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
+    name: StoreName | None = None
+    shopify_token: StoreSecret | None = None
+    klaviyo_key: StoreSecret | None = None
+    timezone: TimeZoneName | None = None
+    currency: CurrencyCode | None = None
     refresh_periods: list[Text] | None = Field(default=None, max_length=20)
 
 

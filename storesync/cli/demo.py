@@ -131,7 +131,9 @@ async def _prepare(settings: Settings, simulator: Simulator) -> tuple[str, str]:
     database = connect(settings)
     try:
         await migrate(database)
-        directory = StoreDirectory(database, SecretBox.from_settings(settings))
+        directory = StoreDirectory(
+            database, SecretBox.from_settings(settings), extra_hosts=settings.shop_extra_hosts
+        )
         for spec in simulator.stores:
             await directory.add(
                 name=spec.name or spec.shop_domain,

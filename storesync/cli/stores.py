@@ -48,7 +48,11 @@ def add(
 
     async def main() -> StoreInfo:
         async with open_database(settings) as database:
-            directory = StoreDirectory(database, SecretBox.from_settings(settings))
+            directory = StoreDirectory(
+                database,
+                SecretBox.from_settings(settings),
+                extra_hosts=settings.shop_extra_hosts,
+            )
             return await directory.add(
                 name=name,
                 shopify_domain=shopify_domain,

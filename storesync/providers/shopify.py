@@ -26,7 +26,12 @@ from storesync.providers.events import ProviderEvent, ProviderEvents, emit
 from storesync.providers.figures import ShopifyFigures
 from storesync.providers.http import RetryPolicy
 from storesync.providers.sales import CustomerKey, SalesTally, compact_id, parse_order
-from storesync.providers.shopify_api import PROVIDER, ShopifyGraphQL, ShopifyGraphQLError
+from storesync.providers.shopify_api import (
+    PROVIDER,
+    ShopifyGraphQL,
+    ShopifyGraphQLError,
+    shop_url,
+)
 from storesync.providers.shopify_bulk import BulkPolling, run_bulk_query, stream_jsonl
 from storesync.providers.shopify_pacing import CostBucket, bucket_for
 from storesync.providers.shopify_queries import (
@@ -68,13 +73,12 @@ class ShopifyClient:
         self.retry = retry or RetryPolicy()
         self.bulk_polling = bulk_polling or BulkPolling()
         # Shopify's bucket is per app and shop, whatever the API version: key by shop URL.
-        shop_url = settings.shopify_base_url.format(shop=shop_domain)
         self.api = ShopifyGraphQL(
             http,
             settings,
             shop_domain=shop_domain,
             access_token=access_token,
-            bucket=bucket or bucket_for(shop_url),
+            bucket=bucket or bucket_for(shop_url(settings, shop_domain)),
             events=events,
             retry=self.retry,
         )

@@ -22,7 +22,8 @@ from typing import Any
 
 import httpx
 
-from storesync.errors import PermanentError, RetryableError
+from storesync import store_rules
+from storesync.errors import InputError, PermanentError, RetryableError
 from storesync.providers.events import ProviderEvent, ProviderEvents, emit
 from storesync.providers.http import RetryPolicy, decode_json, parse_retry_after, send
 from storesync.providers.shopify_pacing import CostBucket, Grant, ThrottleStatus
@@ -59,9 +60,34 @@ class ShopifyGraphQLError(PermanentError):
         self.codes = codes
 
 
+def shop_url(settings: Settings, shop_domain: str) -> str:
+    """``STORESYNC_SHOPIFY_BASE_URL`` for this shop, once the domain passed the shop rules.
+
+    Every URL that carries the access token is built here, so a domain that is not a
+    ``name.myshopify.com`` shop (nor a host ``STORESYNC_SHOPIFY_ALLOWED_HOSTS`` admits) never
+    receives it, whatever put it in the database.
+    """
+    try:
+        domain = store_rules.shop_domain(shop_domain, extra_hosts=settings.shop_extra_hosts)
+    except InputError:
+        raise PermanentError(
+            f"the store's shop domain {shop_domain[:80]!r} is not a Shopify shop domain "
+            "(name.myshopify.com), so storesync will not send it the access token: remove the "
+            "store and add it again with its myshopify.com domain",
+            provider=PROVIDER,
+        ) from None
+    if domain != shop_domain:  # the stored value is always the normalised one
+        raise PermanentError(
+            f"the store's shop domain {shop_domain[:80]!r} is not in its normal form "
+            f"({domain}): remove the store and add it again",
+            provider=PROVIDER,
+        )
+    return settings.shopify_base_url.format(shop=domain)
+
+
 def endpoint_url(settings: Settings, shop_domain: str) -> str:
     """The shop's GraphQL endpoint from ``STORESYNC_SHOPIFY_BASE_URL`` and the API version."""
-    base = settings.shopify_base_url.format(shop=shop_domain)
+    base = shop_url(settings, shop_domain)
     return f"{base}/admin/api/{settings.shopify_api_version}/graphql.json"
 
 

@@ -228,7 +228,7 @@ class BulkOperations:
         sel = select(
             ctx.data,
             flt,
-            str(args.get("sortKey") or "ID"),
+            str(args.get("sortKey") or "PROCESSED_AT"),  # Shopify's default
             bool(args.get("reverse")),
             ctx.visible_since,
         )

@@ -245,7 +245,7 @@ class QueryRoot:
         last: int | None = None,
         before: str | None = None,
         reverse: bool = False,
-        sortKey: str = "ID",
+        sortKey: str = "PROCESSED_AT",
         query: str | None = None,
         savedSearchId: str | None = None,
     ) -> dict[str, Any]:
@@ -281,7 +281,11 @@ class QueryRoot:
         }
 
     def ordersCount(
-        self, _info: Info, query: str | None = None, limit: int | None = 10000
+        self,
+        _info: Info,
+        query: str | None = None,
+        savedSearchId: str | None = None,
+        limit: int | None = 10000,
     ) -> dict[str, Any]:
         flt = parse_search(query, self.ctx.data.tz)
         self.ctx.filters.append(flt)
@@ -330,7 +334,7 @@ class MutationRoot:
         self.ctx = ctx
 
     def bulkOperationRunQuery(
-        self, _info: Info, query: str, groupObjects: bool = False
+        self, _info: Info, query: str, groupObjects: bool = True
     ) -> dict[str, Any]:
         return self.ctx.bulk.run(self.ctx, query)
 

@@ -6,6 +6,10 @@ a Shopify field means adding it here and in :mod:`storesync.simulator.shopify_ob
 
 Custom scalars are resolved to their wire form already (``Decimal`` amounts and
 ``UnsignedInt64`` counts as strings, ``DateTime`` as ISO 8601 with ``Z``).
+
+The slice follows Admin API version :data:`SCHEMA_VERSION`, the version storesync pins
+(``STORESYNC_SHOPIFY_API_VERSION``); docs/providers.md records, field by field, what was checked
+against Shopify's reference for that version and what could not be confirmed.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from graphql import (
     GraphQLSchema,
     build_schema,
 )
+
+#: The Admin API version this schema follows (and storesync's default version).
+SCHEMA_VERSION = "2025-10"
 
 CURRENCY_CODES = (
     "AED AUD BRL CAD CHF CLP CNY COP CZK DKK EUR GBP HKD HUF IDR ILS INR JPY KRW MXN MYR NOK "
@@ -49,7 +56,7 @@ enum OrderCancelReason {{ CUSTOMER DECLINED FRAUD INVENTORY OTHER STAFF }}
 enum BulkOperationStatus {{ CANCELED CANCELING COMPLETED CREATED EXPIRED FAILED RUNNING }}
 enum BulkOperationErrorCode {{ ACCESS_DENIED INTERNAL_SERVER_ERROR TIMEOUT }}
 enum BulkOperationType {{ MUTATION QUERY }}
-enum BulkOperationUserErrorCode {{ INVALID OPERATION_IN_PROGRESS LIMIT_REACHED NO_SUCH_FILE }}
+enum BulkOperationUserErrorCode {{ INVALID OPERATION_IN_PROGRESS }}
 enum CountPrecision {{ AT_LEAST EXACT }}
 
 type MoneyV2 {{
@@ -176,10 +183,10 @@ type BulkOperationCancelPayload {{
 type QueryRoot {{
   orders(
     first: Int, after: String, last: Int, before: String, reverse: Boolean = false,
-    sortKey: OrderSortKeys = ID, query: String, savedSearchId: ID
+    sortKey: OrderSortKeys = PROCESSED_AT, query: String, savedSearchId: ID
   ): OrderConnection!
   order(id: ID!): Order
-  ordersCount(query: String, limit: Int = 10000): Count
+  ordersCount(query: String, savedSearchId: ID, limit: Int = 10000): Count
   node(id: ID!): Node
   nodes(ids: [ID!]!): [Node]!
   shop: Shop!
@@ -187,7 +194,7 @@ type QueryRoot {{
 }}
 
 type Mutation {{
-  bulkOperationRunQuery(query: String!, groupObjects: Boolean = false): BulkOperationRunQueryPayload
+  bulkOperationRunQuery(query: String!, groupObjects: Boolean! = true): BulkOperationRunQueryPayload
   bulkOperationCancel(id: ID!): BulkOperationCancelPayload
 }}
 """

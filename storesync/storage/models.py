@@ -96,7 +96,13 @@ class Store(Base):
     """A Shopify store and the Klaviyo account behind it. Credentials are encrypted."""
 
     __tablename__ = "stores"
-    __table_args__ = (UniqueConstraint("account_id", "shopify_domain"),)
+    __table_args__ = (
+        UniqueConstraint("account_id", "shopify_domain"),
+        # One shop, one store, across accounts (migration 0002). The per-account constraint
+        # above is implied by it now; it stays because dropping it would rebuild the table
+        # on SQLite.
+        Index("uq_stores_shopify_domain", "shopify_domain", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     account_id: Mapped[int] = mapped_column(

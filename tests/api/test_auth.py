@@ -8,12 +8,13 @@ import httpx
 from tests.api.support import Deployment, bearer, recent_period
 
 SHOP = "loja-lisboa.myshopify.com"
+OTHER_SHOP = "rio-moda.myshopify.com"  # a shop is in one store only (one account)
 
 
 def test_no_token_wrong_token_other_account(deployment: Deployment) -> None:
     url = deployment.serve(worker=False)
     mine = deployment.add_store(SHOP, account="agency")
-    theirs = deployment.add_store(SHOP, account="rival")
+    theirs = deployment.add_store(OTHER_SHOP, account="rival")
     token = deployment.token("agency")
     rival = deployment.token("rival")
     period = recent_period()

@@ -39,7 +39,7 @@ def test_store_crud(deployment: Deployment) -> None:
             "created_at": "",
         }
         duplicate = client.post("/api/stores", json=NEW_STORE)
-        assert duplicate.status_code == 422
+        assert duplicate.status_code == 409
         assert "already has a store for acme-outdoors.myshopify.com" in duplicate.json()["detail"]
 
         path = f"/api/stores/{store['id']}"

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from storesync.api.deps import ContextDep, CurrentAccount, OwnedStore
-from storesync.api.errors import API_ERRORS, NOT_FOUND, UNREADABLE
+from storesync.api.errors import API_ERRORS, NOT_FOUND, SHOP_TAKEN, UNREADABLE
 from storesync.api.schemas import MAX_ID, StoreCreate, StorePage, StorePublic, StoreUpdate
 
 router = APIRouter(prefix="/api/stores", tags=["stores"], responses=API_ERRORS)
@@ -36,7 +36,11 @@ async def list_stores(
     status_code=201,
     response_model=StorePublic,
     summary="Add a store to the caller's account",
-    responses={**UNREADABLE, 201: {"headers": {"Location": {"schema": {"type": "string"}}}}},
+    responses={
+        **UNREADABLE,
+        **SHOP_TAKEN,
+        201: {"headers": {"Location": {"schema": {"type": "string"}}}},
+    },
 )
 async def add_store(
     body: StoreCreate, account: CurrentAccount, ctx: ContextDep, response: Response

@@ -111,11 +111,13 @@ async def save_settings(
         store = await ctx.stores.get(store_id, account_id=account.id)
     except NotFoundError:
         return done(request, "/stores", {"detail": f"store {store_id} does not exist"}, 404)
+    # The store rules (storesync.store_rules, applied by update) check every field before
+    # anything is written. A credential field left blank, or only spaces, keeps the current one.
     changes = {
         "name": posted.get("name") or None,
         "timezone": posted.get("timezone") or None,
-        "shopify_token": posted.get("shopify_token") or None,
-        "klaviyo_key": posted.get("klaviyo_key") or None,
+        "shopify_token": (posted.get("shopify_token") or "").strip() or None,
+        "klaviyo_key": (posted.get("klaviyo_key") or "").strip() or None,
     }
     try:
         await ctx.stores.update(store.id, account_id=account.id, **changes)
