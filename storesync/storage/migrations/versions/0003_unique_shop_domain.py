@@ -1,7 +1,7 @@
 """one store per shop domain, across accounts
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-02 14:00:00
 
 A shop's orders and webhooks belong to one store: two accounts holding the same shop domain
@@ -16,8 +16,8 @@ from alembic import op
 
 from storesync.errors import StoresyncError
 
-revision: str = "0002"
-down_revision: str | None = "0001"
+revision: str = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
