@@ -123,9 +123,8 @@ class Settings(BaseSettings):
     def _supported_revision(cls, value: str) -> str:
         if value not in SUPPORTED_KLAVIYO_REVISIONS:
             raise ValueError(
-                f"STORESYNC_KLAVIYO_REVISION={value!r} is not a Klaviyo revision storesync "
-                f"supports; use {' or '.join(SUPPORTED_KLAVIYO_REVISIONS)} "
-                "(see docs/providers.md)"
+                f"{value!r} is not a Klaviyo API revision storesync supports; use "
+                f"{' or '.join(SUPPORTED_KLAVIYO_REVISIONS)} (see docs/providers.md)"
             )
         return value
 

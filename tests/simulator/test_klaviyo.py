@@ -296,3 +296,58 @@ async def test_budget_spent_by_another_integration(
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 1
     bad = await client.post(f"/_sim/klaviyo/{ny.klaviyo_account_id}/spend", params={"group": "x"})
     assert bad.status_code == 400
+
+
+async def test_unknown_query_parameters_and_body_keys_are_refused(
+    client: httpx.AsyncClient, ny: SimStore
+) -> None:
+    # Klaviyo answers 400 rather than ignore what a revision does not define, so a request
+    # that drifts from the revision fails against the simulator too.
+    for path, params in (
+        ("/api/campaigns", {"page[size]": "10", "page[limit]": "10"}),
+        ("/api/metrics", {"page[size]": "10"}),
+        ("/api/accounts", {"include": "owner"}),
+    ):
+        response = await client.get(path, params=params, headers=klaviyo_headers(ny))
+        assert response.status_code == 400
+        assert response.headers["content-type"] == "application/vnd.api+json"
+        [error] = response.json()["errors"]
+        assert error["status"] == 400 and error["code"] == "invalid"
+        assert error["title"] == "Invalid input." and error["id"]
+        assert error["source"]["parameter"] in ("page[limit]", "page[size]", "include")
+    metric = await placed_order_metric(client, ny)
+    period = Period(date(2025, 10, 1), date(2025, 10, 31))
+    body = report_body("campaign", period, ny, metric)
+    body["data"]["attributes"]["sort"] = "recipients"
+    response = await client.post(
+        "/api/campaign-values-reports", json=body, headers=klaviyo_headers(ny)
+    )
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["code"] == "invalid" and error["source"] == {"pointer": "/data/attributes/sort"}
+    for extra, pointer in (({"meta": {}}, "/meta"), ({"id": "x"}, "/data/id")):
+        body = report_body("flow", period, ny, metric)
+        if pointer == "/meta":
+            body.update(extra)
+        else:
+            body["data"].update(extra)
+        response = await client.post(
+            "/api/flow-values-reports", json=body, headers=klaviyo_headers(ny)
+        )
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["source"] == {"pointer": pointer}
+    body = report_body("flow", period, ny, metric)
+    body["data"]["attributes"]["group_by"] = [
+        "flow_id",
+        "send_channel",
+    ]  # flow_message_id: required
+    response = await client.post("/api/flow-values-reports", json=body, headers=klaviyo_headers(ny))
+    assert response.status_code == 400
+    assert "flow_message_id" in response.json()["errors"][0]["detail"]
+    wrong_page = await client.post(
+        "/api/flow-values-reports",
+        params={"page[cursor]": "x"},
+        json=report_body("flow", period, ny, metric),
+        headers=klaviyo_headers(ny),
+    )
+    assert wrong_page.status_code == 400  # reports page with page_cursor
