@@ -14,6 +14,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storesync.store_rules import allowed_hosts
 
+#: The Klaviyo API revisions the connector's requests are written for (docs/providers.md says
+#: how to move to a new one). Klaviyo answers with the shapes of the revision a request names,
+#: so a revision the code was not checked against would be read wrongly: it is refused.
+SUPPORTED_KLAVIYO_REVISIONS = ("2026-10-15",)
+
 
 class Settings(BaseSettings):
     """Configuration for every storesync process (server, worker, CLI)."""
@@ -85,7 +90,10 @@ class Settings(BaseSettings):
         description="Above this many orders in a period, use a bulk operation instead of paging.",
     )
     klaviyo_base_url: str = "https://a.klaviyo.com"
-    klaviyo_revision: str = "2025-10-15"
+    klaviyo_revision: str = Field(
+        default=SUPPORTED_KLAVIYO_REVISIONS[-1],
+        description="The Klaviyo API revision sent with every request (one the code supports).",
+    )
     klaviyo_daily_report_budget: int = Field(default=225, ge=0)
     klaviyo_reports_per_second: int = Field(
         default=1, ge=1, description="Klaviyo's burst limit on report calls, per account."
@@ -152,6 +160,16 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("klaviyo_revision")
+    @classmethod
+    def _supported_revision(cls, value: str) -> str:
+        if value not in SUPPORTED_KLAVIYO_REVISIONS:
+            raise ValueError(
+                f"{value!r} is not a Klaviyo API revision storesync supports; use "
+                f"{' or '.join(SUPPORTED_KLAVIYO_REVISIONS)} (see docs/providers.md)"
+            )
+        return value
 
     @property
     def resolved_database_url(self) -> str:

@@ -10,7 +10,7 @@ A sync of one period makes, in order:
    so a sync that cannot finish today is deferred before it starts;
 4. ``GET /api/metrics`` for the "Placed Order" metric of the Shopify integration (cached per
    account in ``provider_cache``);
-5. ``GET /api/campaigns`` (email, then SMS) and ``GET /api/flows`` for names;
+5. ``GET /api/campaigns`` (every channel) and ``GET /api/flows`` for names;
 6. ONE ``POST /api/campaign-values-reports`` and ONE ``POST /api/flow-values-reports`` for the
    whole period (every page of a long answer is one more report call, reserved one at a
    time), with the period's exact bounds as the timeframe.
@@ -184,11 +184,12 @@ class KlaviyoClient:
         return KlaviyoFigures(campaigns=campaigns, flows=flows)
 
     async def _names(self) -> dict[str, str]:
+        # Revision 2026-10-15 lists campaigns of every channel at once (a channel filter is
+        # no longer accepted) and keeps a campaign's name in ``attributes.definition``.
         names: dict[str, str] = {}
-        for channel in ("email", "sms"):
-            params = {"filter": f"equals(messages.channel,'{channel}')", "page[size]": "100"}
-            async for campaign in self.api.paginate("/api/campaigns", params):
-                names[str(campaign["id"])] = str((campaign.get("attributes") or {}).get("name"))
+        async for campaign in self.api.paginate("/api/campaigns", {"page[size]": "100"}):
+            definition = (campaign.get("attributes") or {}).get("definition") or {}
+            names[str(campaign["id"])] = str(definition.get("name"))
         async for flow in self.api.paginate("/api/flows", {"page[size]": "50"}):
             names[str(flow["id"])] = str((flow.get("attributes") or {}).get("name"))
         return names

@@ -15,7 +15,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx
 
@@ -127,16 +127,29 @@ class KlaviyoAPI:
     def __repr__(self) -> str:  # never show the key
         return f"KlaviyoAPI({self.account_id or self.fingerprint!r})"
 
-    def url(self, path_or_url: str) -> str:
-        """An absolute URL on the configured base; links Klaviyo returns keep their path only.
+    def url(self, path_or_link: str) -> str:
+        """The absolute URL of an API path (``/api/…``) or of a link Klaviyo returned.
 
-        Pagination links are re-rooted on the base URL so the private key is only ever sent to
-        the host it was configured for.
+        The private key goes with the request, so a link is followed only when its scheme,
+        host and port are the configured base URL's; anything else (another host, a lookalike
+        such as ``.evil.example.com/…``, a protocol-relative ``//host``) is refused. The base
+        URL's path (an API gateway's prefix) is kept exactly once.
         """
-        if path_or_url.startswith(("http://", "https://")):
-            parts = urlsplit(path_or_url)
-            path_or_url = parts.path + (f"?{parts.query}" if parts.query else "")
-        return self.base + path_or_url
+        base = urlsplit(self.base)
+        if path_or_link.startswith("/") and not path_or_link.startswith("//"):
+            return self.base + path_or_link
+        link = urlsplit(path_or_link)
+        if link.scheme in ("http", "https") and _origin(link) == _origin(base):
+            path = link.path
+            if base.path and not (path == base.path or path.startswith(base.path + "/")):
+                path = base.path + path
+            return urlunsplit((base.scheme, base.netloc, path, link.query, ""))
+        raise PermanentError(
+            f"Klaviyo returned a link to {_shown(link)}, not to the configured "
+            f"STORESYNC_KLAVIYO_BASE_URL ({base.scheme}://{base.netloc}): it was not followed, "
+            "so that the private key is only sent to the configured host",
+            provider=PROVIDER,
+        )
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         """GET ``path`` (or a ``links.next`` URL) and return the JSON:API document."""
@@ -265,3 +278,20 @@ def _leading_number(value: str | None) -> float | None:
         return float(head)
     except ValueError:
         return None
+
+
+def _origin(parts: SplitResult) -> tuple[str, str, int | None]:
+    """Scheme, host and port (the default port made explicit) of a URL."""
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number: matches nothing
+        return ("", "", -1)
+    if port is None:
+        port = {"http": 80, "https": 443}.get(parts.scheme)
+    return (parts.scheme, (parts.hostname or "").lower(), port)
+
+
+def _shown(link: SplitResult) -> str:
+    """A link's scheme and host only (its query may carry anything)."""
+    host = link.netloc.rsplit("@", 1)[-1] if link.netloc else ""
+    return f"{link.scheme}://{host}" if link.scheme else repr(link.path.split("/")[0][:80])

@@ -231,7 +231,11 @@ class SimulatorApp:
             return None
         sim = self.simulator
         record = RequestRecord(
-            time=sim.clock(), provider="", method=scope["method"], path=scope["path"]
+            time=sim.clock(),
+            provider="",
+            method=scope["method"],
+            path=scope["path"],
+            query=scope.get("query_string", b"").decode("latin-1"),
         )
         scope[RECORD_KEY] = record
         started = time.perf_counter()

@@ -1,12 +1,17 @@
 """Klaviyo's REST endpoints: accounts, metrics, campaigns, flows and the values reports.
 
-Every request passes the same gate, in this order: injected faults, the private key (401
-``not_authenticated``), the ``revision`` header (400 ``invalid``), the key's scope (403
-``permission_denied``) and the account's fixed-window limits for the endpoint group (429
-``throttled`` with ``Retry-After`` in whole seconds). Answers use JSON:API bodies with
-``application/vnd.api+json``; successful ones carry ``RateLimit-Limit/Remaining/Reset`` for
-the steady (per-minute) window. The two report endpoints share one group, so their daily
-budget (225 by default) is one budget per account.
+The simulator speaks one revision, :data:`REVISION` (the one storesync pins; the official
+SDK's release of it checks the simulator in ``tests/providers/contract``). Every request
+passes the same gate, in this order: injected faults, the private key (401
+``not_authenticated``), the ``revision`` header (400 ``invalid``; any revision but
+:data:`REVISION` too), the key's scope (403 ``permission_denied``), the query parameters the
+revision defines for the endpoint (400 ``invalid`` naming an unknown one) and the account's
+fixed-window limits for the endpoint group (429 ``throttled`` with ``Retry-After`` in whole
+seconds). Report bodies with a key the revision's request model does not define are refused
+with a 400 too, so a request the real API would refuse never passes here. Answers use JSON:API
+bodies with ``application/vnd.api+json``; successful ones carry
+``RateLimit-Limit/Remaining/Reset`` for the steady (per-minute) window. The two report endpoints
+share one group, so their daily budget (225 by default) is one budget per account.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from starlette.routing import Route
 
 from storesync.simulator.config import SimStore
 from storesync.simulator.data import StoreData
-from storesync.simulator.klaviyo_filters import FilterError, compile_filter, required_equals
+from storesync.simulator.klaviyo_filters import FilterError, compile_filter
 from storesync.simulator.klaviyo_reports import (
     ReportError,
     decode_page,
@@ -33,10 +38,14 @@ from storesync.simulator.klaviyo_reports import (
 )
 from storesync.simulator.klaviyo_resources import (
     CAMPAIGN_FIELDS,
+    CAMPAIGN_OPERATORS,
     FLOW_FIELDS,
+    FLOW_OPERATORS,
     METRIC_FIELDS,
+    METRIC_OPERATORS,
     Fields,
     Item,
+    Operators,
     account_item,
     campaign_items,
     flow_items,
@@ -49,7 +58,41 @@ if TYPE_CHECKING:
     from storesync.simulator.app import Simulator
 
 JSONAPI = "application/vnd.api+json"
+#: The one Klaviyo API revision the simulator implements.
+REVISION = "2026-10-15"
 _REVISION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.pre|\.beta)?$")
+#: The query parameters revision 2026-10-15 defines for each endpoint (wire names).
+QUERY_PARAMETERS = {
+    "accounts": frozenset({"fields[account]"}),
+    "metrics": frozenset({"fields[flow]", "fields[metric]", "filter", "include", "page[cursor]"}),
+    "campaigns": frozenset(
+        {
+            "fields[campaign-audience]",
+            "fields[campaign-message]",
+            "fields[campaign]",
+            "fields[tag]",
+            "filter",
+            "include",
+            "page[cursor]",
+            "page[size]",
+            "sort",
+        }
+    ),
+    "flows": frozenset(
+        {
+            "fields[flow-action]",
+            "fields[flow]",
+            "fields[tag]",
+            "filter",
+            "include",
+            "page[cursor]",
+            "page[size]",
+            "sort",
+        }
+    ),
+    "campaign-values-reports": frozenset({"fields[campaign-values-report]", "page_cursor"}),
+    "flow-values-reports": frozenset({"fields[flow-values-report]", "page_cursor"}),
+}
 _SCOPE = {
     "accounts": "accounts:read",
     "metrics": "metrics:read",
@@ -115,6 +158,7 @@ class KlaviyoEndpoints:
     ) -> tuple[SimStore, dict[str, str]] | Response:
         record = current_record(request.scope)
         record.provider, record.endpoint = "klaviyo", endpoint
+        record.revision = request.headers.get("revision")
         auth = request.headers.get("authorization", "")
         store = (
             self.sim.find_klaviyo(auth.removeprefix("Klaviyo-API-Key ").strip())
@@ -153,6 +197,9 @@ class KlaviyoEndpoints:
             return invalid("The 'revision' header is required.", {"header": "revision"})
         if not _REVISION.match(revision) or revision[:10] < "2023-02-22":
             return invalid(f"'{revision}' is not a valid revision.", {"header": "revision"})
+        if revision != REVISION:
+            detail = f"The simulator implements revision {REVISION} only, not '{revision}'."
+            return invalid(detail, {"header": "revision"})
         if _SCOPE[endpoint] not in store.klaviyo_scopes:
             return error(
                 403,
@@ -160,6 +207,10 @@ class KlaviyoEndpoints:
                 "You do not have permission to perform this action.",
                 f"This API key is missing required scopes: {_SCOPE[endpoint]}.",
             )
+        for name in request.query_params:
+            if name not in QUERY_PARAMETERS[endpoint]:
+                detail = f"'{name}' is not a valid query parameter for this endpoint."
+                return invalid(detail, {"parameter": name})
         group = _GROUP.get(endpoint, endpoint)
         decision = self.sim.windows.hit(
             store.klaviyo_account_id,
@@ -199,6 +250,7 @@ class KlaviyoEndpoints:
         endpoint: str,
         items_of: Callable[[StoreData, str], list[Item]],
         fields: Fields,
+        operators: Operators,
         sizes: tuple[int, int] | None,
     ) -> Response:
         """A paged, filtered list endpoint; ``sizes`` is (default, maximum) of page[size]."""
@@ -214,22 +266,11 @@ class KlaviyoEndpoints:
                 return invalid(detail, {"parameter": "page[size]"})
             size = int(raw)
         text = request.query_params.get("filter")
-        if endpoint == "campaigns":
-            try:
-                channel = required_equals(text, "messages.channel") if text else None
-            except FilterError as err:
-                return invalid(str(err), {"parameter": "filter"})
-            if channel not in ("email", "sms"):
-                detail = (
-                    "A channel filter is required to list campaigns. Please try adding "
-                    "?filter=equals(messages.channel,'email') to your request."
-                )
-                return invalid(detail, {"parameter": "filter"})
         data = await self.sim.load(store)
         items = items_of(data, str(request.base_url).rstrip("/"))
         if text:
             try:
-                keep = compile_filter(text, fields, endpoint.rstrip("s"))
+                keep = compile_filter(text, fields, endpoint.rstrip("s"), operators)
             except FilterError as err:
                 return invalid(str(err), {"parameter": "filter"})
             items = [item for item in items if keep(item)]
@@ -245,13 +286,17 @@ class KlaviyoEndpoints:
         return jsonapi({"data": [item], "links": links}, headers=headers)
 
     async def metrics(self, request: Request) -> Response:
-        return await self._list(request, "metrics", metric_items, METRIC_FIELDS, None)
+        return await self._list(
+            request, "metrics", metric_items, METRIC_FIELDS, METRIC_OPERATORS, None
+        )
 
     async def campaigns(self, request: Request) -> Response:
-        return await self._list(request, "campaigns", campaign_items, CAMPAIGN_FIELDS, (10, 100))
+        return await self._list(
+            request, "campaigns", campaign_items, CAMPAIGN_FIELDS, CAMPAIGN_OPERATORS, (100, 100)
+        )
 
     async def flows(self, request: Request) -> Response:
-        return await self._list(request, "flows", flow_items, FLOW_FIELDS, (50, 50))
+        return await self._list(request, "flows", flow_items, FLOW_FIELDS, FLOW_OPERATORS, (50, 50))
 
     async def campaign_report(self, request: Request) -> Response:
         return await self._report(request, "campaign")
@@ -268,6 +313,7 @@ class KlaviyoEndpoints:
             body = json.loads(await request.body())
         except ValueError:
             return invalid("The request body is not valid JSON.", {"pointer": "/data"})
+        current_record(request.scope).body = body
         data = await self.sim.load(store)
         try:
             report = parse_request(body, kind, data, self.sim.clock())

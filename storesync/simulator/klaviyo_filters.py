@@ -1,16 +1,17 @@
-"""Klaviyo's ``filter`` parameter: ``equals(messages.channel,'email')``, ``and(…)``, ``any(…)``.
+"""Klaviyo's ``filter`` parameter: ``equals(integration.name,'Shopify')``, ``and(…)``, ``any(…)``.
 
-Operators: ``equals``, ``any``, ``contains``, ``contains-any``, ``greater-than``,
-``greater-or-equal``, ``less-than``, ``less-or-equal``, ``and``, ``or``, ``not``; several
-top-level expressions separated by commas are combined with ``and``. Each endpoint names the
-fields it accepts; anything else is a :class:`FilterError` (answered with 400 ``invalid``).
+Operators: ``equals``, ``any``, ``contains``, ``contains-any``, ``starts-with``, ``ends-with``,
+``greater-than``, ``greater-or-equal``, ``less-than``, ``less-or-equal``, ``and``, ``or``,
+``not``; several top-level expressions separated by commas are combined with ``and``. Each
+endpoint names the fields it accepts and, optionally, the operators allowed on each; anything
+else is a :class:`FilterError` (answered with 400 ``invalid``).
 """
 
 from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -122,28 +123,43 @@ def _literal(value: Any) -> Any:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def compile_filter(text: str, fields: dict[str, Callable[[Item], Any]], resource: str) -> Predicate:
-    """A predicate over items for ``text``, using ``fields`` to read each field."""
-    checks = [_compile(call, fields, resource) for call in parse_filter(text)]
+def compile_filter(
+    text: str,
+    fields: dict[str, Callable[[Item], Any]],
+    resource: str,
+    operators: Mapping[str, frozenset[str]] | None = None,
+) -> Predicate:
+    """A predicate over items for ``text``, using ``fields`` to read each field; ``operators``
+    (when given) names the operators allowed on each field."""
+    checks = [_compile(call, fields, resource, operators) for call in parse_filter(text)]
     return lambda item: all(check(item) for check in checks)
 
 
-def _compile(call: Any, fields: dict[str, Callable[[Item], Any]], resource: str) -> Predicate:
+def _compile(
+    call: Any,
+    fields: dict[str, Callable[[Item], Any]],
+    resource: str,
+    operators: Mapping[str, frozenset[str]] | None,
+) -> Predicate:
     if not isinstance(call, tuple):
         raise FilterError("Invalid filter provided: expected operator(field, value)")
     op, args = call
     if op in ("and", "or"):
-        parts = [_compile(a, fields, resource) for a in args]
+        parts = [_compile(a, fields, resource, operators) for a in args]
         combine = all if op == "and" else any
         return lambda item: combine(p(item) for p in parts)
     if op == "not" and len(args) == 1:
-        inner = _compile(args[0], fields, resource)
+        inner = _compile(args[0], fields, resource, operators)
         return lambda item: not inner(item)
     if len(args) != 2 or not isinstance(args[0], _Word):
         raise FilterError(f"Invalid filter provided: {op} takes a field and a value")
     name, value = str(args[0]), _literal(args[1])
     if name not in fields:
         raise FilterError(f"'{name}' is not a valid field for the resource '{resource}'.")
+    if operators is not None and op not in operators.get(name, frozenset()):
+        raise FilterError(
+            f"Invalid filter provided: operator '{op}' is not supported for '{name}'."
+        )
     read = fields[name]
     if op == "equals":
         return lambda item: read(item) == value
@@ -151,21 +167,13 @@ def _compile(call: Any, fields: dict[str, Callable[[Item], Any]], resource: str)
         return lambda item: read(item) in value
     if op == "contains":
         return lambda item: str(value) in str(read(item) or "")
+    if op == "starts-with":
+        return lambda item: str(read(item) or "").startswith(str(value))
+    if op == "ends-with":
+        return lambda item: str(read(item) or "").endswith(str(value))
     if op == "contains-any" and isinstance(value, list):
         return lambda item: any(str(v) in str(read(item) or "") for v in value)
     if op in _COMPARE:
         compare = _COMPARE[op]
         return lambda item: read(item) is not None and compare(read(item), value)
     raise FilterError(f"Invalid filter provided: operator '{op}' is not supported for '{name}'.")
-
-
-def required_equals(text: str, name: str) -> Any:
-    """The value of an ``equals(name, …)`` found at the top level or inside ``and(…)``."""
-    pending = list(parse_filter(text))
-    while pending:
-        op, args = pending.pop()
-        if op == "and":
-            pending.extend(a for a in args if isinstance(a, tuple))
-        elif op == "equals" and len(args) == 2 and str(args[0]) == name:
-            return _literal(args[1])
-    return None

@@ -36,6 +36,15 @@ GROUP_BY = {
     "campaign": ("campaign_id", "campaign_message_id", "send_channel"),
     "flow": ("flow_id", "flow_message_id", "send_channel"),
 }
+#: The keys of a report request body that revision 2026-10-15 defines, level by level.
+BODY_KEYS = {
+    "": frozenset({"data"}),
+    "/data": frozenset({"type", "attributes"}),
+    "/data/attributes": frozenset(
+        {"statistics", "timeframe", "conversion_metric_id", "group_by", "filter"}
+    ),
+}
+_TIMEFRAMES = (frozenset({"key"}), frozenset({"start", "end"}))
 MAX_TIMEFRAME = timedelta(days=366, hours=2)  # a year, with room for a DST hour
 
 
@@ -101,6 +110,7 @@ def _instant(text: Any, data: StoreData, pointer: str) -> int:
 def parse_request(body: Any, kind: str, data: StoreData, now: float) -> ReportRequest:
     """Validate a report body; ``kind`` is ``campaign`` or ``flow``."""
     report_type = f"{kind}-values-report"
+    _refuse_unknown_keys(body)
     node = body.get("data") if isinstance(body, dict) else None
     if not isinstance(node, dict) or node.get("type") != report_type:
         raise ReportError(f"The resource type must be '{report_type}'.", "/data/type")
@@ -121,6 +131,11 @@ def parse_request(body: Any, kind: str, data: StoreData, now: float) -> ReportRe
     timeframe = attrs.get("timeframe")
     if not isinstance(timeframe, dict):
         raise ReportError("'timeframe' is required.", "/data/attributes/timeframe")
+    if frozenset(timeframe) not in _TIMEFRAMES:
+        raise ReportError(
+            "'timeframe' needs either 'key' or 'start' and 'end', and nothing else.",
+            "/data/attributes/timeframe",
+        )
     if "key" in timeframe:
         today = datetime.fromtimestamp(now, data.tz).date()
         first, last = _timeframe_key(str(timeframe["key"]), today)
@@ -156,8 +171,9 @@ def parse_request(body: Any, kind: str, data: StoreData, now: float) -> ReportRe
         raise ReportError(
             f"'group_by' must be a list of {', '.join(allowed)}.", "/data/attributes/group_by"
         )
-    if allowed[0] not in group_by:
-        raise ReportError(f"'group_by' must include '{allowed[0]}'.", "/data/attributes/group_by")
+    for required in allowed[:2]:
+        if required not in group_by:
+            raise ReportError(f"'group_by' must include '{required}'.", "/data/attributes/group_by")
     flt = attrs.get("filter")
     return ReportRequest(
         tuple(statistics),
@@ -167,6 +183,21 @@ def parse_request(body: Any, kind: str, data: StoreData, now: float) -> ReportRe
         tuple(group_by),
         flt if isinstance(flt, str) else None,
     )
+
+
+def _refuse_unknown_keys(body: Any) -> None:
+    """A 400 for any key the revision's request model does not define (Klaviyo refuses them
+    rather than ignore them, so a request that passes here is one the revision accepts)."""
+    node, pointer = body, ""
+    for child in ("data", "attributes", None):
+        if not isinstance(node, dict):
+            return  # the type checks of parse_request name what is missing
+        for key in node:
+            if key not in BODY_KEYS[pointer]:
+                raise ReportError(f"'{key}' is not a valid field.", f"{pointer}/{key}")
+        if child is None:
+            return
+        node, pointer = node.get(child), f"{pointer}/{child}"
 
 
 def statistic_values(sums: list[int], channel: str) -> dict[str, Any]:
@@ -222,8 +253,9 @@ def report_rows(data: StoreData, request: ReportRequest, kind: str) -> list[dict
     rows: dict[tuple[str, ...], tuple[list[int], str]] = {}
     counts_conversions = request.conversion_metric_id == data.klaviyo.placed_order_metric
     fields: dict[str, Callable[[dict[str, Any]], Any]] = {k: itemgetter(k) for k in GROUP_BY[kind]}
+    operators = dict.fromkeys(fields, frozenset({"equals", "contains-any"}))
     try:
-        keep = compile_filter(request.filter, fields, kind) if request.filter else None
+        keep = compile_filter(request.filter, fields, kind, operators) if request.filter else None
     except FilterError as error:
         raise ReportError(str(error), "/data/attributes/filter") from None
     for owner, index, s in message_windows(

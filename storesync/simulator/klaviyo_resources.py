@@ -1,7 +1,8 @@
-"""JSON:API representations of Klaviyo's resources, and the fields each list filters on.
+"""JSON:API representations of Klaviyo's resources (revision 2026-10-15), and the fields each
+list filters on with the operators the revision allows on each.
 
-Items may carry private ``_``-prefixed keys that filters read (a campaign's channel lives on
-its message, not in its attributes); :func:`public` strips them before an item is sent.
+Items may carry private ``_``-prefixed keys that filters read (a creation time as a number);
+:func:`public` strips them before an item is sent.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ from storesync.simulator.data import StoreData
 
 Item = dict[str, Any]
 Fields = dict[str, Callable[[Item], Any]]
+#: The filter operators revision 2026-10-15 allows on each field (per list endpoint).
+Operators = dict[str, frozenset[str]]
+_EQUALS = frozenset({"equals"})
+_ANY = frozenset({"any"})
+_COMPARE = frozenset({"greater-or-equal", "greater-than", "less-or-equal", "less-than"})
 
 
 def iso(epoch: float | None) -> str | None:
@@ -38,6 +44,14 @@ def account_item(store: SimStore, base: str) -> Item:
                 "default_sender_email": f"hello@{domain}",
                 "website_url": f"https://{domain}",
                 "organization_name": store.name,
+                "street_address": {
+                    "address1": "1 Main Street",
+                    "address2": None,
+                    "city": "Springfield",
+                    "region": None,
+                    "country": "US",
+                    "zip": "00001",
+                },
             },
             "industry": "Retail",
             "timezone": store.timezone,
@@ -76,50 +90,53 @@ METRIC_FIELDS: Fields = {
     "integration.name": lambda i: i["attributes"]["integration"]["name"],
     "integration.category": lambda i: i["attributes"]["integration"]["category"],
 }
+METRIC_OPERATORS: Operators = {"integration.name": _EQUALS, "integration.category": _EQUALS}
 
 
 def campaign_items(data: StoreData, base: str) -> list[Item]:
+    """Campaigns as revision 2026-10-15 lists them: every channel, the name in ``definition``."""
     items = []
     for campaign in data.klaviyo.campaigns:
         message = data.klaviyo.messages[campaign.message]
-        sent = campaign.send_time if campaign.status == "Sent" else None
-        scheduled = campaign.send_time if campaign.status != "Draft" else None
         items.append(
             {
                 "type": "campaign",
                 "id": campaign.id,
                 "attributes": {
-                    "name": campaign.name,
-                    "status": campaign.status,
-                    "archived": False,
-                    "audiences": {"included": [], "excluded": []},
-                    "send_options": {"use_smart_sending": True},
-                    "send_strategy": {"method": "static", "datetime": iso(campaign.send_time)},
                     "created_at": iso(campaign.created),
-                    "scheduled_at": iso(scheduled),
                     "updated_at": iso(campaign.created),
-                    "send_time": iso(sent),
+                    "definition": {
+                        "name": campaign.name,
+                        "builder": "wizard",
+                        "archived": False,
+                        "send_settings": {"send_timezone": "UTC", "send_strategy": "static"},
+                    },
                 },
                 "relationships": {
                     "campaign-messages": {"data": [{"type": "campaign-message", "id": message.id}]}
                 },
                 "links": {"self": f"{base}/api/campaigns/{campaign.id}/"},
-                "_channel": campaign.channel,
                 "_created": campaign.created,
-                "_scheduled": scheduled,
             }
         )
     return items
 
 
 CAMPAIGN_FIELDS: Fields = {
-    "messages.channel": lambda i: i["_channel"],
-    "name": lambda i: i["attributes"]["name"],
-    "status": lambda i: i["attributes"]["status"],
-    "archived": lambda i: i["attributes"]["archived"],
+    "id": lambda i: i["id"],
+    "name": lambda i: i["attributes"]["definition"]["name"],
+    "archived": lambda i: i["attributes"]["definition"]["archived"],
+    "builder": lambda i: i["attributes"]["definition"]["builder"],
     "created_at": lambda i: i["_created"],
     "updated_at": lambda i: i["_created"],
-    "scheduled_at": lambda i: i["_scheduled"],
+}
+CAMPAIGN_OPERATORS: Operators = {
+    "id": _ANY,
+    "name": frozenset({"contains"}),
+    "archived": _EQUALS,
+    "builder": _EQUALS,
+    "created_at": _COMPARE,
+    "updated_at": _COMPARE,
 }
 
 
@@ -144,10 +161,20 @@ def flow_items(data: StoreData, base: str) -> list[Item]:
 
 
 FLOW_FIELDS: Fields = {
+    "id": lambda i: i["id"],
     "name": lambda i: i["attributes"]["name"],
     "status": lambda i: i["attributes"]["status"],
     "archived": lambda i: i["attributes"]["archived"],
     "trigger_type": lambda i: i["attributes"]["trigger_type"],
     "created": lambda i: i["_created"],
     "updated": lambda i: i["_created"],
+}
+FLOW_OPERATORS: Operators = {
+    "id": _ANY,
+    "name": frozenset({"contains", "ends-with", "equals", "starts-with"}),
+    "status": _EQUALS,
+    "archived": _EQUALS,
+    "trigger_type": _EQUALS,
+    "created": _EQUALS | _COMPARE,
+    "updated": _EQUALS | _COMPARE,
 }

@@ -44,6 +44,9 @@ class RequestRecord:
     created_at_max: str | None = None
     search: str | None = None
     duration_ms: float = 0.0
+    query: str = ""
+    revision: str | None = None
+    body: Any = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -19,7 +19,7 @@ from storesync.providers.figures import DailySales, KlaviyoFigures, MessageStats
 from storesync.simulator import SimStore
 
 API = "2025-10"
-REVISION = "2025-10-15"
+REVISION = "2026-10-15"
 
 ORDER_FIELDS = """
   id createdAt cancelledAt test
@@ -203,9 +203,9 @@ async def report_rows(
 async def names(client: httpx.AsyncClient, store: SimStore) -> dict[str, str]:
     out: dict[str, str] = {}
     urls: list[tuple[str, dict[str, str]]] = [
-        ("/api/campaigns", {"filter": f"equals(messages.channel,'{c}')", "page[size]": "100"})
-        for c in ("email", "sms")
-    ] + [("/api/flows", {})]
+        ("/api/campaigns", {"page[size]": "100"}),
+        ("/api/flows", {}),
+    ]
     for url, params in urls:
         next_url: str | None = url
         while next_url:
@@ -213,7 +213,10 @@ async def names(client: httpx.AsyncClient, store: SimStore) -> dict[str, str]:
                 next_url, params=params if next_url == url else None, headers=klaviyo_headers(store)
             )
             payload = response.json()
-            out.update({item["id"]: item["attributes"]["name"] for item in payload["data"]})
+            for item in payload["data"]:
+                attributes = item["attributes"]
+                # Campaigns keep their name in ``definition`` (revision 2026-10-15).
+                out[item["id"]] = attributes.get("definition", attributes)["name"]
             next_url = payload["links"]["next"]
     return out
 

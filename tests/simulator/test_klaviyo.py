@@ -20,8 +20,6 @@ from .helpers import (
     report_rows,
 )
 
-EMAIL = {"filter": "equals(messages.channel,'email')"}
-
 
 async def test_missing_or_wrong_key_is_401(client: httpx.AsyncClient, ny: SimStore) -> None:
     wrong = {"revision": "2025-10-15", "Authorization": "Klaviyo-API-Key pk_wrong"}
@@ -41,6 +39,12 @@ async def test_revision_header_is_required(client: httpx.AsyncClient, ny: SimSto
     assert response.status_code == 400 and response.json()["errors"][0]["code"] == "invalid"
     bad = await client.get("/api/accounts", headers=klaviyo_headers(ny) | {"revision": "latest"})
     assert bad.status_code == 400
+    # A valid revision the simulator does not implement is refused, naming the one it does.
+    older = await client.get(
+        "/api/accounts", headers=klaviyo_headers(ny) | {"revision": "2025-10-15"}
+    )
+    assert older.status_code == 400
+    assert "2026-10-15" in older.json()["errors"][0]["detail"]
 
 
 async def test_missing_scope_is_403(
@@ -77,35 +81,52 @@ async def test_metrics_filter_by_integration(client: httpx.AsyncClient, ny: SimS
     assert bad.status_code == 400
 
 
-async def test_campaigns_need_a_channel_filter(client: httpx.AsyncClient, ny: SimStore) -> None:
+async def test_campaigns_of_every_channel_in_one_list(
+    client: httpx.AsyncClient, sim: Simulator, ny: SimStore
+) -> None:
+    # Revision 2026-10-15 lists campaigns of every channel without a filter, and no longer
+    # accepts the channel filter (nor a status one) that 2025-10-15 required.
     response = await client.get("/api/campaigns", headers=klaviyo_headers(ny))
-    assert response.status_code == 400
-    assert "channel filter is required" in response.json()["errors"][0]["detail"]
-    other = await client.get(
-        "/api/campaigns", params={"filter": "equals(status,'Sent')"}, headers=klaviyo_headers(ny)
+    assert response.status_code == 200
+    data = sim.data(ny.shop_domain).klaviyo
+    channels = {c.channel for c in data.campaigns[:100]}
+    assert channels == {"email", "sms"}
+    assert len(response.json()["data"]) == min(100, len(data.campaigns))
+    for old in ("equals(messages.channel,'email')", "equals(status,'Sent')"):
+        refused = await client.get(
+            "/api/campaigns", params={"filter": old}, headers=klaviyo_headers(ny)
+        )
+        assert refused.status_code == 400
+        assert refused.json()["errors"][0]["source"] == {"parameter": "filter"}
+    wrong_operator = await client.get(
+        "/api/campaigns", params={"filter": "equals(name,'x')"}, headers=klaviyo_headers(ny)
     )
-    assert other.status_code == 400
+    assert wrong_operator.status_code == 400  # `name` allows `contains` only
+    first = data.campaigns[0]
     combined = await client.get(
         "/api/campaigns",
         params={
-            "filter": "and(equals(messages.channel,'sms'),equals(status,'Sent'))",
+            "filter": f"and(contains(name,'{first.name}'),equals(archived,false))",
             "page[size]": "100",
         },
         headers=klaviyo_headers(ny),
     )
     assert combined.status_code == 200
-    assert {c["attributes"]["status"] for c in combined.json()["data"]} == {"Sent"}
+    assert first.id in {c["id"] for c in combined.json()["data"]}
+    assert {c["attributes"]["definition"]["name"] for c in combined.json()["data"]} <= {
+        c.name for c in data.campaigns if first.name in c.name
+    }
 
 
 async def test_campaign_paging_and_page_size(client: httpx.AsyncClient, ny: SimStore) -> None:
     for size in ("0", "101", "x"):
         bad = await client.get(
-            "/api/campaigns", params=EMAIL | {"page[size]": size}, headers=klaviyo_headers(ny)
+            "/api/campaigns", params={"page[size]": size}, headers=klaviyo_headers(ny)
         )
         assert bad.status_code == 400
     seen: list[str] = []
     response = await client.get(
-        "/api/campaigns", params=EMAIL | {"page[size]": "7"}, headers=klaviyo_headers(ny)
+        "/api/campaigns", params={"page[size]": "7"}, headers=klaviyo_headers(ny)
     )
     while True:
         payload = response.json()
@@ -117,7 +138,7 @@ async def test_campaign_paging_and_page_size(client: httpx.AsyncClient, ny: SimS
         response = await client.get(payload["links"]["next"], headers=klaviyo_headers(ny))
     assert len(seen) == len(set(seen)) > 7
     item = payload["data"][-1] if payload["data"] else None
-    assert item is None or set(item["attributes"]) >= {"name", "status", "send_time"}
+    assert item is None or set(item["attributes"]) >= {"created_at", "definition"}
 
 
 async def test_flows_page_size_limit(client: httpx.AsyncClient, ny: SimStore) -> None:
@@ -275,3 +296,58 @@ async def test_budget_spent_by_another_integration(
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 1
     bad = await client.post(f"/_sim/klaviyo/{ny.klaviyo_account_id}/spend", params={"group": "x"})
     assert bad.status_code == 400
+
+
+async def test_unknown_query_parameters_and_body_keys_are_refused(
+    client: httpx.AsyncClient, ny: SimStore
+) -> None:
+    # Klaviyo answers 400 rather than ignore what a revision does not define, so a request
+    # that drifts from the revision fails against the simulator too.
+    for path, params in (
+        ("/api/campaigns", {"page[size]": "10", "page[limit]": "10"}),
+        ("/api/metrics", {"page[size]": "10"}),
+        ("/api/accounts", {"include": "owner"}),
+    ):
+        response = await client.get(path, params=params, headers=klaviyo_headers(ny))
+        assert response.status_code == 400
+        assert response.headers["content-type"] == "application/vnd.api+json"
+        [error] = response.json()["errors"]
+        assert error["status"] == 400 and error["code"] == "invalid"
+        assert error["title"] == "Invalid input." and error["id"]
+        assert error["source"]["parameter"] in ("page[limit]", "page[size]", "include")
+    metric = await placed_order_metric(client, ny)
+    period = Period(date(2025, 10, 1), date(2025, 10, 31))
+    body = report_body("campaign", period, ny, metric)
+    body["data"]["attributes"]["sort"] = "recipients"
+    response = await client.post(
+        "/api/campaign-values-reports", json=body, headers=klaviyo_headers(ny)
+    )
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["code"] == "invalid" and error["source"] == {"pointer": "/data/attributes/sort"}
+    for extra, pointer in (({"meta": {}}, "/meta"), ({"id": "x"}, "/data/id")):
+        body = report_body("flow", period, ny, metric)
+        if pointer == "/meta":
+            body.update(extra)
+        else:
+            body["data"].update(extra)
+        response = await client.post(
+            "/api/flow-values-reports", json=body, headers=klaviyo_headers(ny)
+        )
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["source"] == {"pointer": pointer}
+    body = report_body("flow", period, ny, metric)
+    body["data"]["attributes"]["group_by"] = [
+        "flow_id",
+        "send_channel",
+    ]  # flow_message_id: required
+    response = await client.post("/api/flow-values-reports", json=body, headers=klaviyo_headers(ny))
+    assert response.status_code == 400
+    assert "flow_message_id" in response.json()["errors"][0]["detail"]
+    wrong_page = await client.post(
+        "/api/flow-values-reports",
+        params={"page[cursor]": "x"},
+        json=report_body("flow", period, ny, metric),
+        headers=klaviyo_headers(ny),
+    )
+    assert wrong_page.status_code == 400  # reports page with page_cursor

@@ -1,0 +1,155 @@
+"""The oracle itself: wrong requests fail it, and the simulator's rules are the SDK's.
+
+The first tests feed :func:`check_request` requests the revision does not define (an extra
+body key, a filter on a field or with an operator the operation does not allow, a page size
+out of bounds, an unknown parameter, another revision) and require a precise complaint, so
+the contract test of the connector cannot pass by checking nothing. The others compare what
+the simulator accepts (query parameters, report body keys, filter fields and operators) with
+the SDK, so that the simulator cannot drift from the revision either.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from storesync.simulator.klaviyo import QUERY_PARAMETERS
+from storesync.simulator.klaviyo_reports import BODY_KEYS
+from storesync.simulator.klaviyo_resources import (
+    CAMPAIGN_OPERATORS,
+    FLOW_OPERATORS,
+    METRIC_OPERATORS,
+)
+
+from .klaviyo_oracle import SDK_REVISION, check_request, filter_conditions, find
+
+REPORT: dict[str, Any] = {
+    "data": {
+        "type": "campaign-values-report",
+        "attributes": {
+            "statistics": ["recipients", "conversion_value"],
+            "timeframe": {"start": "2025-07-01T00:00:00-04:00", "end": "2025-08-01T00:00:00-04:00"},
+            "conversion_metric_id": "RESQ6t",
+            "group_by": ["campaign_id", "campaign_message_id", "send_channel"],
+        },
+    }
+}
+PATHS = {
+    "accounts": ("GET", "/api/accounts"),
+    "metrics": ("GET", "/api/metrics"),
+    "campaigns": ("GET", "/api/campaigns"),
+    "flows": ("GET", "/api/flows"),
+    "campaign-values-reports": ("POST", "/api/campaign-values-reports"),
+    "flow-values-reports": ("POST", "/api/flow-values-reports"),
+}
+
+
+def report(**attributes: Any) -> dict[str, Any]:
+    body = copy.deepcopy(REPORT)
+    body["data"]["attributes"].update(attributes)
+    return body
+
+
+def test_the_connectors_requests_pass() -> None:
+    assert check_request("GET", "/api/accounts", revision=SDK_REVISION) == []
+    metrics = "filter=equals(integration.name,'Shopify')"
+    assert check_request("GET", "/api/metrics", metrics, revision=SDK_REVISION) == []
+    campaigns = "page%5Bsize%5D=100&page%5Bcursor%5D=b2Zmc2V0OjEwMA%3D%3D"
+    assert check_request("GET", "/api/campaigns/", campaigns, revision=SDK_REVISION) == []
+    assert check_request("GET", "/api/flows", "page[size]=50", revision=SDK_REVISION) == []
+    reports = "/api/campaign-values-reports"
+    assert check_request("POST", reports, "page_cursor=x", revision=SDK_REVISION, body=REPORT) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        (report(extra=1), "body key /data/attributes/extra is not defined"),
+        ({**REPORT, "meta": {}}, "body key /meta is not defined"),
+        ({"data": {**REPORT["data"], "id": "x"}}, "body key /data/id is not defined"),
+        (report(statistics=["revenue"]), "body /data/attributes/statistics"),
+        (report(group_by=["campaign_id", "send_channel"]), "lacks 'campaign_message_id'"),
+        (report(group_by=["flow_id"]), "body /data/attributes/group_by"),
+        ({"data": {"type": "campaign-values-report"}}, "body /data/attributes: Field required"),
+    ],
+    ids=["extra-attribute", "extra-top", "extra-data", "statistic", "required", "group", "none"],
+)
+def test_a_wrong_report_body_fails(body: dict[str, Any], complaint: str) -> None:
+    problems = check_request(
+        "POST", "/api/campaign-values-reports", revision=SDK_REVISION, body=body
+    )
+    assert any(complaint in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "complaint"),
+    [
+        # The channel filter revision 2025-10-15 required on campaigns; 2026-10-15 has none.
+        ("/api/campaigns", "filter=equals(messages.channel,'email')", "'messages.channel' is not"),
+        ("/api/campaigns", "filter=equals(name,'Spring')", "operator 'equals' is not allowed"),
+        ("/api/campaigns", "filter=and(contains(name,'a'),equals(status,'Sent'))", "'status'"),
+        ("/api/metrics", "filter=equals(owner,'x')", "filter on 'owner' is not allowed"),
+        ("/api/flows", "filter=contains(trigger_type,'Metric')", "operator 'contains'"),
+        ("/api/campaigns", "page[size]=101", "page[size]='101' is invalid"),
+        ("/api/flows", "page[size]=51", "page[size]='51' is invalid"),
+        ("/api/flows", "page[size]=0", "page[size]='0' is invalid"),
+        ("/api/metrics", "page[size]=10", "'page[size]' is not defined"),
+        ("/api/accounts", "page%5Bcursor%5D=x", "'page[cursor]' is not defined"),
+        ("/api/campaign-values-reports", "page[cursor]=x", "'page[cursor]' is not defined"),
+    ],
+)
+def test_a_wrong_query_fails(path: str, query: str, complaint: str) -> None:
+    method = "POST" if path.endswith("reports") else "GET"
+    body = REPORT if method == "POST" else None
+    problems = check_request(method, path, query, revision=SDK_REVISION, body=body)
+    assert any(complaint in p for p in problems), problems
+
+
+def test_wrong_operation_or_revision_fails() -> None:
+    assert (
+        "no operation" in check_request("POST", "/api/campaigns-report", revision=SDK_REVISION)[0]
+    )
+    assert "no operation" in check_request("DELETE", "/api/accounts", revision=SDK_REVISION)[0]
+    assert (
+        "revision header '2025-10-15'"
+        in check_request("GET", "/api/accounts", revision="2025-10-15")[0]
+    )
+    assert "revision header None" in check_request("GET", "/api/accounts", revision=None)[0]
+    assert "takes no body" in check_request("GET", "/api/flows", revision=SDK_REVISION, body={})[0]
+
+
+def test_filter_conditions_ignore_quoted_text() -> None:
+    text = 'and(contains(name,\'a(b,c\'),any(id,["x","y"]),equals(archived,false))'
+    assert filter_conditions(text) == [("contains", "name"), ("any", "id"), ("equals", "archived")]
+
+
+@pytest.mark.parametrize("endpoint", sorted(QUERY_PARAMETERS))
+def test_the_simulator_accepts_the_sdks_query_parameters(endpoint: str) -> None:
+    operation = find(*PATHS[endpoint])
+    assert operation is not None
+    assert QUERY_PARAMETERS[endpoint] == set(operation.query)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "operators"),
+    [("campaigns", CAMPAIGN_OPERATORS), ("flows", FLOW_OPERATORS), ("metrics", METRIC_OPERATORS)],
+)
+def test_the_simulator_filters_as_the_sdk_allows(
+    endpoint: str, operators: dict[str, frozenset[str]]
+) -> None:
+    operation = find(*PATHS[endpoint])
+    assert operation is not None
+    assert {field: set(ops) for field, ops in operators.items()} == operation.allowed_filters()
+
+
+@pytest.mark.parametrize("endpoint", ["campaign-values-reports", "flow-values-reports"])
+def test_the_simulator_reads_the_sdks_report_body_keys(endpoint: str) -> None:
+    operation = find(*PATHS[endpoint])
+    assert operation is not None and operation.body is not None
+    model = operation.body
+    for pointer, keys in BODY_KEYS.items():
+        if pointer:
+            model = model.model_fields[pointer.rsplit("/", 1)[-1]].annotation  # type: ignore[assignment]
+        assert set(keys) == set(model.model_fields), pointer
