@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
-scripts/setup-venv.sh dev
+scripts/setup-venv.sh dev,bench  # the benchmarks are type-checked with their rivals (pgqueuer, procrastinate)
 "$VENV/bin/ruff" check storesync tests benchmarks
 "$VENV/bin/ruff" format --check storesync tests benchmarks
 "$VENV/bin/mypy"
