@@ -75,7 +75,7 @@ from storesync.queue.transitions import (
 from storesync.settings import Settings
 from storesync.storage.engine import Database
 from storesync.storage.models import Store, table_of
-from storesync.storage.types import UTCDateTime
+from storesync.storage.types import UTCDateTime, is_storable_id
 
 STORES = table_of(Store)
 
@@ -879,6 +879,10 @@ class JobQueue:
                     f"job {job_id} is {job.status.value}; "
                     "only failed or cancelled jobs can be retried"
                 )
+            try:  # queued before periods were checked (see Period.checked): never again
+                Period.checked(job.period.start, job.period.end)
+            except InputError as exc:
+                raise InputError(f"job {job_id} cannot be retried: {exc}") from None
             twin = await conn.scalar(
                 select(JOBS.c.id).where(
                     JOBS.c.store_id == job.store_id,
@@ -934,6 +938,8 @@ class JobQueue:
             return await self._get(conn, job_id)
 
     async def _get(self, conn: AsyncConnection, job_id: int, *, lock: bool = False) -> Job:
+        if not is_storable_id(job_id):  # no such row, and the driver would refuse the number
+            raise NotFoundError(f"job {job_id} does not exist")
         query = select(JOBS).where(JOBS.c.id == job_id)
         if lock and self.database.is_postgres:
             query = query.with_for_update()
