@@ -215,6 +215,8 @@ class JobQueue:
         is raised to it, so a user's request overtakes a scheduled refresh of the same period.
         """
         period = Period.checked(start, end, max_days=self.settings.max_period_days)
+        if not is_storable_id(store_id):  # the driver would refuse the number
+            raise NotFoundError(f"store {store_id} does not exist")
         now = self.clock()
         values = self._new_job(store_id, period, reason, priority, run_after, now, force=force)
         message = f"queued by {Reason(reason).value}"
@@ -250,6 +252,7 @@ class JobQueue:
             dict.fromkeys(
                 (store_id, Period.checked(p.start, p.end, max_days=self.settings.max_period_days))
                 for store_id, p in requests
+                if is_storable_id(store_id)  # else no such store: skipped, as a deleted one
             )
         )
         now = self.clock()
