@@ -14,6 +14,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from storesync.errors import InputError
 
+#: The dates a period may cover. Whatever storesync computes from a period must stay within
+#: what ``datetime.date`` can represent: the day after its end, the exact UTC bounds in any
+#: time zone, the period of equal length before it (at most a few years back). No shop has
+#: orders from before 1970, and 9998 leaves a year of margin at the top.
+EARLIEST = date(1970, 1, 1)
+LATEST = date(9998, 12, 31)
+
 
 def parse_date(value: str, *, name: str = "date") -> date:
     """Parse ``YYYY-MM-DD`` or raise :class:`InputError` naming the bad value."""
@@ -41,8 +48,27 @@ class Period:
     end: date
 
     @classmethod
-    def checked(cls, start: date, end: date, *, max_days: int | None = None) -> Period:
-        """A period, or :class:`InputError` when end is before start or it is too long."""
+    def checked(
+        cls,
+        start: date,
+        end: date,
+        *,
+        max_days: int | None = None,
+        names: tuple[str, str] = ("start", "end"),
+    ) -> Period:
+        """The period ``start..end``, or :class:`InputError` saying why it is not one: a date
+        outside :data:`EARLIEST`..:data:`LATEST`, the end before the start, or more than
+        ``max_days`` days (``STORESYNC_MAX_PERIOD_DAYS`` wherever a period is asked for).
+
+        Every way in (the API, the web pages, the command line, the queue itself) checks here,
+        so a period that could overflow date arithmetic never reaches a job. ``names`` are
+        how the caller's input calls the two dates (``--start`` on the command line).
+        """
+        for value, name in zip((start, end), names, strict=True):
+            if not EARLIEST <= value <= LATEST:
+                raise InputError(
+                    f"{name} {value} is out of range: use a date from {EARLIEST} to {LATEST}"
+                )
         if end < start:
             raise InputError(f"the period ends ({end}) before it starts ({start})")
         period = cls(start, end)
@@ -51,6 +77,23 @@ class Period:
                 f"the period {start}..{end} is {period.days} days long; the maximum is {max_days}"
             )
         return period
+
+    @classmethod
+    def parse(
+        cls,
+        start: str,
+        end: str,
+        *,
+        max_days: int | None,
+        names: tuple[str, str] = ("start", "end"),
+    ) -> Period:
+        """The period of two ``YYYY-MM-DD`` texts, checked as :meth:`checked` does."""
+        return cls.checked(
+            parse_date(start, name=names[0]),
+            parse_date(end, name=names[1]),
+            max_days=max_days,
+            names=names,
+        )
 
     @property
     def days(self) -> int:

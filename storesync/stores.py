@@ -24,6 +24,7 @@ from storesync.periods import NAMED_PERIODS
 from storesync.storage.crypto import SecretBox
 from storesync.storage.engine import Database
 from storesync.storage.models import Store, table_of
+from storesync.storage.types import is_storable_id
 
 STORES = table_of(Store)
 STANDARD_PERIODS = ("today", "last_7_days", "last_30_days")
@@ -157,6 +158,8 @@ class StoreDirectory:
 
     async def get(self, store_id: int, *, account_id: int | None = None) -> StoreInfo:
         """The store, or :class:`NotFoundError` (also when it belongs to another account)."""
+        if not is_storable_id(store_id):  # no such row, and the driver would refuse the number
+            raise NotFoundError(f"store {store_id} does not exist")
         query = self._select().where(STORES.c.id == store_id)
         if account_id is not None:
             query = query.where(STORES.c.account_id == account_id)
@@ -175,6 +178,8 @@ class StoreDirectory:
         return [_info(r) for r in rows]
 
     async def credentials(self, store_id: int) -> StoreCredentials:
+        if not is_storable_id(store_id):
+            raise NotFoundError(f"store {store_id} does not exist")
         async with self.database.read() as conn:
             row = (
                 await conn.execute(

@@ -14,10 +14,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from storesync import store_rules
 from storesync.queue import Job, JobStatus, Reason
+from storesync.storage.types import MAX_ID as MAX_ID  # ids in paths and queries stop there
 from storesync.stores import StoreInfo
-
-#: Largest id the databases store (BIGINT); larger path or query values are rejected up front.
-MAX_ID = 2**63 - 1
 
 
 def _printable(value: str) -> str:

@@ -7,7 +7,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from storesync.cli.common import console, load_settings, open_database, print_json, run, when
+from storesync.cli.common import (
+    JobIdArgument,
+    StoreIdFilter,
+    console,
+    load_settings,
+    open_database,
+    print_json,
+    run,
+    when,
+)
 from storesync.queue import JobQueue, JobStatus
 from storesync.queue.stats import queue_stats
 from storesync.storage.engine import mask_url
@@ -41,7 +50,7 @@ def init() -> None:
 
 def jobs(
     status: Annotated[JobStatus | None, typer.Option(help="Only jobs with this status.")] = None,
-    store: Annotated[int | None, typer.Option(help="Only jobs of this store id.")] = None,
+    store: StoreIdFilter = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 20,
     as_json: JsonFlag = False,
 ) -> None:
@@ -144,7 +153,9 @@ def cleanup(as_json: JsonFlag = False) -> None:
 
 def prune(
     older_than_days: Annotated[
-        float, typer.Option(min=0, help="Delete finished jobs older than this many days.")
+        float,
+        # At most a century: a larger age is no date at all (and overflows date arithmetic).
+        typer.Option(min=0, max=36_500, help="Delete finished jobs older than this many days."),
     ] = 30,
     as_json: JsonFlag = False,
 ) -> None:
@@ -162,9 +173,7 @@ def prune(
         console.print(f"deleted {deleted} finished job(s) older than {older_than_days:g} days")
 
 
-def logs(
-    job_id: Annotated[int, typer.Argument(help="The job id.")], as_json: JsonFlag = False
-) -> None:
+def logs(job_id: JobIdArgument, as_json: JsonFlag = False) -> None:
     """Print a job's event log."""
     settings = load_settings()
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -16,8 +16,17 @@ from rich.console import Console
 from storesync.errors import InputError, InvalidStateError, NotFoundError, StoresyncError
 from storesync.settings import Settings
 from storesync.storage import Database, connect, migrate
+from storesync.storage.types import MAX_ID
 
 T = TypeVar("T")
+
+#: Ids on the command line: 1 up to what the database can hold; a larger number is a usage
+#: error, not a query the driver refuses with a traceback.
+StoreIdArgument = Annotated[int, typer.Argument(min=1, max=MAX_ID, help="The store id.")]
+JobIdArgument = Annotated[int, typer.Argument(min=1, max=MAX_ID, help="The job id.")]
+StoreIdFilter = Annotated[
+    int | None, typer.Option("--store", min=1, max=MAX_ID, help="Only this store id.")
+]
 
 console = Console()
 # Messages are not wrapped at the terminal's width: a path or an id cut in two can't be copied.

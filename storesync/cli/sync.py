@@ -13,6 +13,8 @@ from rich.table import Table
 
 from storesync.cache import Cache, Freshness, dashboard_json
 from storesync.cli.common import (
+    StoreIdArgument,
+    StoreIdFilter,
     console,
     errors,
     load_settings,
@@ -22,7 +24,7 @@ from storesync.cli.common import (
     when,
 )
 from storesync.errors import StoresyncError
-from storesync.periods import Period, parse_date
+from storesync.periods import Period
 from storesync.queue import Job, JobQueue, JobStatus, Reason
 from storesync.settings import Settings
 from storesync.storage.crypto import SecretBox
@@ -36,15 +38,11 @@ End = Annotated[str, typer.Option("--end", help="Last day, YYYY-MM-DD, inclusive
 
 
 def _period(start: str, end: str, settings: Settings) -> Period:
-    return Period.checked(
-        parse_date(start, name="--start"),
-        parse_date(end, name="--end"),
-        max_days=settings.max_period_days,
-    )
+    return Period.parse(start, end, max_days=settings.max_period_days, names=("--start", "--end"))
 
 
 def sync(
-    store_id: Annotated[int, typer.Argument(help="The store id.")],
+    store_id: StoreIdArgument,
     start: Start,
     end: End,
     force: Annotated[bool, typer.Option(help="Sync even when the cache is fresh.")] = False,
@@ -159,7 +157,7 @@ async def _run_inline(database: Database, settings: Settings, job: Job) -> Job:
 
 @cache_app.command("list")
 def cache_list(
-    store: Annotated[int | None, typer.Option(help="Only this store.")] = None,
+    store: StoreIdFilter = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -207,7 +205,7 @@ def cache_list(
 
 @cache_app.command("show")
 def cache_show(
-    store_id: Annotated[int, typer.Argument(help="The store id.")],
+    store_id: StoreIdArgument,
     start: Start,
     end: End,
     as_json: Annotated[bool, typer.Option("--json", help="Print the dashboard JSON.")] = False,

@@ -75,7 +75,7 @@ from storesync.queue.transitions import (
 from storesync.settings import Settings
 from storesync.storage.engine import Database
 from storesync.storage.models import Store, table_of
-from storesync.storage.types import UTCDateTime
+from storesync.storage.types import UTCDateTime, is_storable_id
 
 STORES = table_of(Store)
 
@@ -215,6 +215,8 @@ class JobQueue:
         is raised to it, so a user's request overtakes a scheduled refresh of the same period.
         """
         period = Period.checked(start, end, max_days=self.settings.max_period_days)
+        if not is_storable_id(store_id):  # the driver would refuse the number
+            raise NotFoundError(f"store {store_id} does not exist")
         now = self.clock()
         values = self._new_job(store_id, period, reason, priority, run_after, now, force=force)
         message = f"queued by {Reason(reason).value}"
@@ -250,6 +252,7 @@ class JobQueue:
             dict.fromkeys(
                 (store_id, Period.checked(p.start, p.end, max_days=self.settings.max_period_days))
                 for store_id, p in requests
+                if is_storable_id(store_id)  # else no such store: skipped, as a deleted one
             )
         )
         now = self.clock()
@@ -879,6 +882,10 @@ class JobQueue:
                     f"job {job_id} is {job.status.value}; "
                     "only failed or cancelled jobs can be retried"
                 )
+            try:  # queued before periods were checked (see Period.checked): never again
+                Period.checked(job.period.start, job.period.end)
+            except InputError as exc:
+                raise InputError(f"job {job_id} cannot be retried: {exc}") from None
             twin = await conn.scalar(
                 select(JOBS.c.id).where(
                     JOBS.c.store_id == job.store_id,
@@ -934,6 +941,8 @@ class JobQueue:
             return await self._get(conn, job_id)
 
     async def _get(self, conn: AsyncConnection, job_id: int, *, lock: bool = False) -> Job:
+        if not is_storable_id(job_id):  # no such row, and the driver would refuse the number
+            raise NotFoundError(f"job {job_id} does not exist")
         query = select(JOBS).where(JOBS.c.id == job_id)
         if lock and self.database.is_postgres:
             query = query.with_for_update()

@@ -12,6 +12,15 @@ from sqlalchemy.types import TypeDecorator
 
 #: Auto-incrementing ids: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+#: The largest id either database can hold (64-bit signed). A larger number sent to a query
+#: is a driver error (SQLite: OverflowError), not "no such row": lookups check it first.
+MAX_ID = 2**63 - 1
+
+
+def is_storable_id(value: int) -> bool:
+    """Whether ``value`` can be the id of a row (1..:data:`MAX_ID`)."""
+    return 1 <= value <= MAX_ID
+
 
 #: JSON documents: JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
 Json = JSON().with_variant(JSONB(), "postgresql")

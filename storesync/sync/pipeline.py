@@ -81,17 +81,31 @@ class SyncPipeline:
         try:
             return await self._run(job, worker_id)
         except LostJobError:
-            log.warning(
-                "job %s was taken back from worker %s; dropping its work", job.id, worker_id
-            )
+            _dropped(job, worker_id)
+            return None
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise  # an outage: the worker waits for the database, then runs it again
+            return await self._unexpected(job, worker_id, exc)
+
+    async def _unexpected(self, job: Job, worker_id: str, error: Exception) -> Job | None:
+        """A bug, or an answer nobody foresaw, outside the providers' own error handling:
+        recorded now, so that the job leaves ``processing`` (and its slot) at once, with the
+        error in its log. Retried like any unexpected failure: the attempts bound it."""
+        try:
+            return await self.queue.fail(job.id, worker_id, _describe(error), retryable=True)
+        except LostJobError:
+            _dropped(job, worker_id)
             return None
 
     async def _run(self, job: Job, worker_id: str) -> Job:
         try:
+            # Queued before periods were checked (see Period.checked), it could only overflow.
+            Period.checked(job.period.start, job.period.end)
             store = await self.services.stores.get(job.store_id)
             credentials = await self.services.stores.credentials(job.store_id)
             tz = zone(store.timezone)
-        except Exception as exc:  # a deleted store, an undecryptable credential, a bad zone
+        except Exception as exc:  # a bad period, a deleted store, a bad credential or zone
             if is_unavailable(exc):
                 raise  # not the store's fault: the worker waits for the database, then retries
             return await self.queue.fail(job.id, worker_id, str(exc), retryable=False)
@@ -285,6 +299,10 @@ class SyncPipeline:
             retry_at=retry_at,
             count_attempt=not deferral,
         )
+
+
+def _dropped(job: Job, worker_id: str) -> None:
+    log.warning("job %s was taken back from worker %s; dropping its work", job.id, worker_id)
 
 
 def _describe(error: Exception) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from storesync.errors import InputError
-from storesync.periods import NAMED_PERIODS, Period, named_period, parse_date, today_in, zone
+from storesync.periods import NAMED_PERIODS, Period, named_period, today_in, zone
 from storesync.queue import Job, JobQueue, JobStatus
 from storesync.stores import StoreInfo
 
@@ -90,9 +90,8 @@ def _period_test(filters: JobFilters) -> PeriodTest | None:
     if filters.period == "custom":
         if not filters.start or not filters.end:
             raise InputError("a custom period needs a start and an end date")
-        custom = Period(
-            parse_date(filters.start, name="start"), parse_date(filters.end, name="end")
-        )
+        # No maximum length: a filter only looks for jobs, whose periods were checked.
+        custom = Period.parse(filters.start, filters.end, max_days=None)
 
         def same_dates(job: Job, _store: StoreInfo, _now: datetime) -> bool:
             return job.period == custom

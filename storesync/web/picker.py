@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from storesync.errors import InputError
-from storesync.periods import NAMED_PERIODS, Period, named_period, parse_date, today_in, zone
+from storesync.periods import NAMED_PERIODS, Period, named_period, today_in, zone
 
 LABELS = {
     "today": "Today",
@@ -55,7 +55,8 @@ def pick(
     max_days: int,
     now: datetime | None = None,
 ) -> PickedPeriod:
-    """The period chosen by the query, or :class:`InputError` saying what is wrong.
+    """The period chosen by the query, or :class:`InputError` saying what is wrong (a custom
+    one is checked as everywhere: see :meth:`Period.checked`).
 
     Dates alone (no name) mean a custom period; nothing at all means the default.
     """
@@ -64,8 +65,7 @@ def pick(
     if name == "custom":
         if not start or not end:
             raise InputError("a custom period needs a start and an end date")
-        first, last = parse_date(start, name="start"), parse_date(end, name="end")
-        return PickedPeriod("custom", Period.checked(first, last, max_days=max_days))
+        return PickedPeriod("custom", Period.parse(start, end, max_days=max_days))
     if name not in NAMED_PERIODS:
         raise InputError(f"unknown period {name!r}")
     today = today_in(zone(timezone), now or datetime.now(UTC))

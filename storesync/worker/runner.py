@@ -193,9 +193,19 @@ class Worker:
                 await self._safely(
                     self.queue.release(self.id, [job.id], "handed back: the worker is stopping")
                 )
-        except Exception:
+        except Exception as exc:
+            # The pipeline records its own failures: this one escaped it (a bug in recording
+            # one?). Still, free the slot now rather than when the lease lapses.
             outcome = "error"
             log.exception("job %s crashed the worker's job runner", job.id)
+            await self._safely(
+                self.queue.fail(
+                    job.id,
+                    self.id,
+                    f"internal error: {type(exc).__name__}: {exc}",
+                    retryable=True,
+                )
+            )
         finally:
             entry.finished = True
             self.running.pop(job.id, None)

@@ -17,7 +17,7 @@ from storesync.periods import Period
 from storesync.queue import Job, JobStatus, Reason
 from storesync.web.deps import CheckedForm, Context, Posted, State, safe_next
 from storesync.web.picker import pick
-from storesync.web.routes.common import done, page, url
+from storesync.web.routes.common import done, not_found, page, url
 
 router = APIRouter(include_in_schema=False)
 
@@ -27,24 +27,31 @@ def _job_json(job: Job) -> dict[str, object]:
 
 
 @router.post("/stores/{store_id}/sync")
-async def sync(store_id: int, request: Request, posted: CheckedForm, ctx: Context) -> Response:
+async def sync(
+    store_id: int, request: Request, posted: CheckedForm, state: State, ctx: Context
+) -> Response:
     """Cache first: fresh figures need no job. Otherwise queue one (or get the one waiting);
     ``force`` queues a refresh whatever the cache holds."""
     account = posted.visitor.account
     try:
         store = await ctx.stores.get(store_id, account_id=account.id)
     except NotFoundError:
-        return done(request, "/stores", {"detail": f"store {store_id} does not exist"}, 404)
+        return await not_found(
+            request, state, ctx, posted.visitor, f"Store {store_id} does not exist."
+        )
+    chosen = {key: posted.get(key) for key in ("period", "start", "end")}
     try:
         picked = pick(
-            posted.get("period") or None,
-            posted.get("start") or None,
-            posted.get("end") or None,
+            chosen["period"] or None,
+            chosen["start"] or None,
+            chosen["end"] or None,
             timezone=store.timezone,
             max_days=ctx.settings.max_period_days,
         )
     except InputError as exc:
-        return done(request, f"/stores/{store_id}", {"detail": str(exc)}, 422)
+        # A plain form goes back to the dashboard of the period asked for: it says what is
+        # wrong with it.
+        return done(request, url(f"/stores/{store_id}", chosen), {"detail": str(exc)}, 422)
     period: Period = picked.period
     force = posted.get("force") in ("1", "true", "on")
     if not force:
@@ -76,24 +83,30 @@ async def _owned_job(posted: Posted, ctx: Context, job_id: int) -> Job | None:
 
 
 @router.post("/jobs/{job_id}/retry")
-async def retry(job_id: int, request: Request, posted: CheckedForm, ctx: Context) -> Response:
+async def retry(
+    job_id: int, request: Request, posted: CheckedForm, state: State, ctx: Context
+) -> Response:
     back = safe_next(posted.get("next") or f"/jobs/{job_id}")
     job = await _owned_job(posted, ctx, job_id)
     if job is None:
-        return done(request, back, {"detail": f"job {job_id} does not exist"}, 404)
+        return await not_found(request, state, ctx, posted.visitor, f"Job {job_id} does not exist.")
     try:
         again = await ctx.queue.retry(job.id)
     except InvalidStateError as exc:
         return done(request, back, {"detail": str(exc)}, 409)
+    except InputError as exc:  # a job queued before periods were checked
+        return done(request, back, {"detail": str(exc)}, 422)
     return done(request, back, {"job": _job_json(again)})
 
 
 @router.post("/jobs/{job_id}/cancel")
-async def cancel(job_id: int, request: Request, posted: CheckedForm, ctx: Context) -> Response:
+async def cancel(
+    job_id: int, request: Request, posted: CheckedForm, state: State, ctx: Context
+) -> Response:
     back = safe_next(posted.get("next") or f"/jobs/{job_id}")
     job = await _owned_job(posted, ctx, job_id)
     if job is None:
-        return done(request, back, {"detail": f"job {job_id} does not exist"}, 404)
+        return await not_found(request, state, ctx, posted.visitor, f"Job {job_id} does not exist.")
     try:
         stopped = await ctx.queue.cancel(job.id)
     except InvalidStateError as exc:

@@ -59,3 +59,14 @@ def done(
     if wants_json(request):
         return JSONResponse(payload, status_code=status_code)
     return RedirectResponse(location, status_code=303)
+
+
+async def not_found(
+    request: Request, state: WebState, ctx: ApiContext, visitor: Visitor, message: str
+) -> Response:
+    """A 404: the error page, or ``{"detail": message}`` for the page's script."""
+    if wants_json(request):
+        return JSONResponse({"detail": message}, status_code=404)
+    return await page(
+        request, state, ctx, visitor, "error.html", {"title": "Not found", "message": message}, 404
+    )

@@ -14,7 +14,7 @@ from storesync.web.deps import Context, PageVisitor, State
 from storesync.web.jobs import JobFilters, filtered_jobs
 from storesync.web.overview import store_rows
 from storesync.web.picker import PickedPeriod, pick
-from storesync.web.routes.common import page, url
+from storesync.web.routes.common import not_found, page, url
 from storesync.web.tables import COLUMNS, checked_sort
 
 router = APIRouter(include_in_schema=False)
@@ -54,9 +54,7 @@ async def stores_page(
 async def _not_found(
     request: Request, visitor: PageVisitor, state: State, ctx: Context, message: str
 ) -> Response:
-    return await page(
-        request, state, ctx, visitor, "error.html", {"title": "Not found", "message": message}, 404
-    )
+    return await not_found(request, state, ctx, visitor, message)
 
 
 @router.get("/stores/{store_id}")
@@ -103,6 +101,7 @@ async def dashboard_page(
             "notice": NOTICES.get(notice or ""),
             "figures_url": figures_url(store_id, picked, sorting),
         },
+        status_code=422 if error else 200,
     )
 
 
