@@ -117,7 +117,7 @@ async def test_a_content_length_that_is_not_a_number_is_a_400(
     http, _ = client
     # The last: "²" (latin-1), which Python's str.isdigit() takes for a digit.
     for value in (b"-1", b"1e9", b"0x10", "²".encode("latin-1")):
-        answer = await http.post("/form", content=b"", headers={"Content-Length": value})
+        answer = await http.post("/form", content=b"", headers={b"Content-Length": value})
         assert (value, answer.status_code) == (value, 400)
 
 
@@ -213,7 +213,8 @@ class PeakMemory:
 
     def __init__(self, pid: int) -> None:
         self.process = psutil.Process(pid)
-        self.baseline = self.peak = self.process.memory_info().rss
+        self.baseline: int = self.process.memory_info().rss
+        self.peak = self.baseline
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
