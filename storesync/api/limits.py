@@ -11,7 +11,8 @@ the server hold a body of any size.
 - A body without one (``Transfer-Encoding: chunked``) is counted as it arrives, and refused as
   soon as the count passes the limit; what follows is never read.
 - The 413 carries ``Connection: close``, so the server drops the connection rather than
-  reading the rest of an upload to reach the next request.
+  reading the rest of an upload to reach the next request; so does any answer given before
+  the app read the whole body (a route that needs none, a refusal before reading).
 
 Which limit applies is decided by the path's prefix (:func:`route_limits`): Shopify webhooks
 get room for Shopify's largest payloads, the JSON API and the web forms small limits.
@@ -80,7 +81,8 @@ class BodyLimitMiddleware:
         if declared is not None and declared > limit:
             await _answer(send, 413, _too_large(limit))
             return
-        guard = _Guard(receive, send, limit)
+        expected = bool(declared) or any(n == b"transfer-encoding" for n, _ in scope["headers"])
+        guard = _Guard(receive, send, limit, body_expected=expected)
         try:
             await self.app(scope, guard.receive, guard.send)
         except Exception:
@@ -95,11 +97,12 @@ class _Guard:
     """Counts the body as the app receives it. Once over the limit, the app gets
     :class:`BodyTooLarge` from ``receive``, and whatever it answers is replaced by the 413."""
 
-    def __init__(self, receive: Receive, send: Send, limit: int) -> None:
+    def __init__(self, receive: Receive, send: Send, limit: int, *, body_expected: bool) -> None:
         self._receive = receive
         self._send = send
         self.limit = limit
         self.received = 0
+        self.body_read = not body_expected  # the app has received the body to its end
         self.exceeded = False
         self.passed_on = False  # the app's answer started going out (before any excess)
         self.refused = False  # the 413 went out instead of the app's answer
@@ -113,6 +116,9 @@ class _Guard:
             if self.received > self.limit:
                 self.exceeded = True
                 raise BodyTooLarge()
+            self.body_read = not message.get("more_body", False)
+        elif message["type"] == "http.disconnect":
+            self.body_read = True
         return message
 
     async def send(self, message: Message) -> None:
@@ -123,6 +129,11 @@ class _Guard:
             # error while reading a JSON body a 400): the caller gets the 413 instead.
             await self.refuse()
             return
+        if message["type"] == "http.response.start" and not self.body_read:
+            # Answered without reading the body (a refusal, or a route that needs none): the
+            # server would read the rest, however long, to reach the next request. Close.
+            headers = [(n, v) for n, v in message.get("headers", ()) if n.lower() != b"connection"]
+            message = {**message, "headers": [*headers, (b"connection", b"close")]}
         self.passed_on = True
         await self._send(message)
 

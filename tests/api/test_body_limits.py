@@ -2,8 +2,8 @@
 parses it or checks who sent it, whether its length is declared or it streams in chunks.
 
 The first tests drive the middleware in-process; the last ones upload 256 MiB to a real
-``storesync serve`` process, unsigned to the webhook route and without a token to the API,
-and watch the server's memory (psutil RSS) while it refuses them.
+``storesync serve`` process (unsigned to the webhook route, without a token to the API, and
+as a sign-in form) and watch the server's memory (psutil RSS) while it refuses them.
 """
 
 from __future__ import annotations
@@ -52,6 +52,10 @@ def limited_app() -> tuple[BodyLimitMiddleware, list[int]]:
     async def items(item: Item) -> dict[str, int]:  # FastAPI reads and parses the body
         seen.append(len(item.text))
         return {"size": len(item.text)}
+
+    @app.post("/webhooks/ignore")
+    async def ignore() -> dict[str, str]:  # answers without reading the body
+        return {"read": "nothing"}
 
     @app.post("/form")
     async def form(request: Request) -> dict[str, int]:
@@ -111,6 +115,21 @@ async def test_streamed_bodies_are_counted_and_cut_off_at_the_limit(
     assert seen == [4096]
 
 
+async def test_an_answer_given_before_the_body_was_read_closes_the_connection(
+    client: tuple[httpx.AsyncClient, list[int]],
+) -> None:
+    """Else the server would read (and drop) the rest of the body, however long, to reach
+    the connection's next request."""
+    http, _ = client
+    for body in (b"x" * 100, chunks(3000)):
+        unread = await http.post("/webhooks/ignore", content=body)
+        assert (unread.status_code, unread.headers["connection"]) == (200, "close")
+    read = await http.post("/webhooks/raw", content=chunks(3000))
+    assert read.status_code == 200
+    assert "connection" not in read.headers  # keep-alive as usual
+    assert "connection" not in (await http.get("/webhooks/ignore")).headers  # no body at all
+
+
 async def test_a_content_length_that_is_not_a_number_is_a_400(
     client: tuple[httpx.AsyncClient, list[int]],
 ) -> None:
@@ -147,7 +166,9 @@ class Upload:
     sent: int  # body bytes the server let the client send before answering
 
 
-def upload(url: str, path: str, total: int, *, declare: bool, chunk: int = MiB) -> Upload:
+def upload(
+    url: str, path: str, total: int, *, declare: bool, content_type: str, chunk: int = MiB
+) -> Upload:
     """POST ``total`` bytes to ``path`` over a raw socket, with ``Content-Length`` or chunked;
     sending and reading at once, so that the server's answer is read even while the upload
     is still under way (or cut off)."""
@@ -155,7 +176,7 @@ def upload(url: str, path: str, total: int, *, declare: bool, chunk: int = MiB) 
     sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
     framing = f"Content-Length: {total}" if declare else "Transfer-Encoding: chunked"
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: {content_type}\r\n"
         f"{framing}\r\n\r\n"
     ).encode()
     sock.sendall(head)
@@ -252,9 +273,14 @@ def test_huge_anonymous_bodies_are_refused_without_the_server_holding_them(
     assert httpx.post(f"{url}/api/stores", json={}).status_code == 401
 
     limits = route_limits(Settings())
-    for path in ("/webhooks/shopify", "/api/stores"):
+    form = "application/x-www-form-urlencoded"
+    for path, kind in (
+        ("/webhooks/shopify", "application/json"),
+        ("/api/stores", "application/json"),
+        ("/sign-in", form),  # the web pages' forms, as a browser posts them
+    ):
         with PeakMemory(server.pid).watch() as memory:
-            refused = upload(url, path, BIG, declare=declare)
+            refused = upload(url, path, BIG, declare=declare, content_type=kind)
         limit = limits.for_path(path)
         assert (path, refused.status) == (path, 413)
         assert refused.body == {
