@@ -125,6 +125,27 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="The interface `storesync worker --metrics-port` binds."
     )
 
+    # Request body limits (bytes), enforced as the body streams in, before a route parses it
+    # or checks who sent it (storesync.api.limits); a larger body is answered 413.
+    webhook_max_body_bytes: int = Field(
+        # Shopify publishes no maximum for HTTPS webhook bodies: its staff say bodies can be
+        # "upwards of a megabyte", and its EventBridge deliveries carry up to 1,000,000 bytes
+        # before falling back to an id-only body. 10 MiB leaves ten times that headroom, so
+        # that no real delivery is refused (Shopify would retry it, then drop the
+        # subscription), while a forged upload is cut off early.
+        default=10 * 1024 * 1024,
+        ge=1024,
+        description="Largest Shopify webhook body accepted (POST /webhooks/…).",
+    )
+    api_max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest request body of the JSON API (/api/…)."
+    )
+    form_max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request body of the web pages (sign-in and the dashboard's forms).",
+    )
+
     secret_key: SecretStr | None = Field(
         default=None,
         description="Key for credentials at rest; generated into the data directory when unset.",

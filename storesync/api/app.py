@@ -22,6 +22,7 @@ from storesync.api.auth import TokenAuthority
 from storesync.api.context import ApiContext
 from storesync.api.deps import known_query_only
 from storesync.api.errors import install_error_handlers
+from storesync.api.limits import BodyLimitMiddleware, route_limits
 from storesync.api.routes import dashboard, events, jobs, ops, queue, stores, tokens, webhooks
 from storesync.api.sse import StoreOwners, StreamHub
 from storesync.api.throttle import FailureThrottle
@@ -74,6 +75,8 @@ def create_app(
         # Scoped to the API's own routes: pages added beside them keep their own rules.
         app.include_router(module.router, dependencies=[Depends(known_query_only)])
     web.install(app)  # the dashboard pages and /static (storesync.web)
+    # Before anything reads a body: oversized ones are refused while they stream in.
+    app.add_middleware(BodyLimitMiddleware, limits=route_limits(settings))
     return app
 
 

@@ -2,10 +2,17 @@
 
 - **Authenticity.** ``X-Shopify-Hmac-Sha256`` must be the base64 HMAC-SHA256 of the raw body
   keyed with the app's client secret (``STORESYNC_SHOPIFY_API_SECRET``), compared in constant
-  time. Anything else is refused before the body is even parsed.
+  time. Anything else is refused before the body is even parsed. The signature covers the
+  body only, not the headers: where the body names its shop (:func:`signed_shop_domain`),
+  that is the shop, and an ``X-Shopify-Shop-Domain`` naming another is refused.
 - **Once only.** Shopify retries a delivery for hours with the same ``X-Shopify-Webhook-Id``;
   the id is inserted into ``webhook_deliveries`` with ``ON CONFLICT DO NOTHING``, so of two
-  concurrent deliveries exactly one proceeds, on either database.
+  concurrent deliveries exactly one proceeds, on either database. The SHA-256 of the raw body
+  is recorded beside it, unique as well: a signed body sent again under a new id, or under
+  another shop's domain header, is a duplicate too. (Shopify itself calls deliveries with
+  identical payloads duplicates; real bodies carry the order's id and timestamps, so two
+  different events never share one.) Ids longer than the column are refused, never cut:
+  two ids that differ only past the cut would have collided.
 - **What changed.** The figures count orders by the day they were created (in the store's
   time zone), so ``orders/create`` and ``orders/updated`` affect the order's ``created_at``
   day. A refund is counted on its order's day, which a ``refunds/create`` payload does not
@@ -31,6 +38,7 @@ import hmac
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
@@ -56,6 +64,8 @@ HANDLED_TOPICS = ORDER_TOPICS | REFUND_TOPICS
 COALESCE_SECONDS = 10.0
 #: Delivery ids are kept this long; Shopify stops retrying after about four hours.
 KEEP_DELIVERIES = timedelta(days=7)
+#: The longest ``X-Shopify-Webhook-Id`` recorded (the column's size; Shopify's are UUIDs).
+MAX_WEBHOOK_ID = 200
 
 
 def signature_valid(secret: str, body: bytes, signature: str | None) -> bool:
@@ -78,7 +88,8 @@ def _instants(topic: str, payload: dict[str, Any]) -> list[str]:
             return [created]
         return [v for v in (payload.get("processed_at"), payload.get("updated_at")) if v]
     values = [payload.get("created_at"), payload.get("processed_at")]
-    for transaction in payload.get("transactions") or []:
+    transactions = payload.get("transactions")
+    for transaction in transactions if isinstance(transactions, list) else []:
         if isinstance(transaction, dict):
             values.append(transaction.get("processed_at") or transaction.get("created_at"))
     return [v for v in values if v]
@@ -94,8 +105,38 @@ def affected_days(topic: str, payload: dict[str, Any], tz: ZoneInfo) -> set[date
             continue
         if instant.tzinfo is None:
             instant = instant.replace(tzinfo=UTC)
-        days.add(instant.astimezone(tz).date())
+        try:
+            days.add(instant.astimezone(tz).date())
+        except OverflowError:
+            # Within a day of year 1 or 9999 the conversion leaves datetime's range. The day
+            # as written is the best there is (and it is in no period anyone has cached).
+            days.add(instant.date())
     return days
+
+
+def signed_shop_domain(payload: dict[str, Any]) -> str | None:
+    """The shop a signed body names itself, when it does (lowercase), else None.
+
+    Shopify's signature covers the body, not ``X-Shopify-Shop-Domain``. Shop-level payloads
+    carry ``myshopify_domain`` or ``shop_domain``; an order's ``order_status_url`` is on the
+    shop's myshopify.com host unless the shop has a domain of its own (then it says nothing).
+    """
+    for key in ("myshopify_domain", "shop_domain"):
+        value = payload.get(key)
+        if isinstance(value, str):
+            try:
+                return normalize_domain(value)
+            except InputError:
+                return value.strip().lower()  # it names no shop we could match: a mismatch
+    status_url = payload.get("order_status_url")
+    if isinstance(status_url, str):
+        try:
+            host = urlsplit(status_url.strip()).hostname
+        except ValueError:
+            return None
+        if host and host.endswith(".myshopify.com"):
+            return host
+    return None
 
 
 class WebhookProcessor:
@@ -113,8 +154,16 @@ class WebhookProcessor:
         self.clock = clock
 
     async def handle(
-        self, *, webhook_id: str, topic: str, shop_domain: str, payload: dict[str, Any]
+        self,
+        *,
+        webhook_id: str,
+        topic: str,
+        shop_domain: str,
+        payload: dict[str, Any],
+        body_sha256: str,
     ) -> WebhookOutcome:
+        """Process one verified delivery (``body_sha256``: the hex SHA-256 of its raw body),
+        or tell that it was seen before or concerns nothing storesync keeps."""
         if topic not in HANDLED_TOPICS:
             return WebhookOutcome(status="ignored")
         try:
@@ -139,7 +188,7 @@ class WebhookProcessor:
             plan.append((int(store.id), tz, days, list(store.refresh_periods or [])))
 
         async with self.database.transaction() as conn:
-            if not await self._record(conn, webhook_id, domain, topic, now):
+            if not await self._record(conn, webhook_id, body_sha256, domain, topic, now):
                 return WebhookOutcome(status="duplicate")
             stale = 0
             for store_id, _tz, days, _periods in plan:
@@ -161,14 +210,27 @@ class WebhookProcessor:
         return WebhookOutcome(status="processed", stale_marked=stale, jobs_queued=queued)
 
     async def _record(
-        self, conn: AsyncConnection, webhook_id: str, domain: str, topic: str, now: datetime
+        self,
+        conn: AsyncConnection,
+        webhook_id: str,
+        body_sha256: str,
+        domain: str,
+        topic: str,
+        now: datetime,
     ) -> bool:
-        """Insert the delivery id; False when it was already there (a repeated delivery)."""
+        """Insert the delivery; False when its id or its body was already there."""
         insert = postgresql.insert if self.database.is_postgres else sqlite.insert
         inserted = await conn.scalar(
             insert(DELIVERIES)
-            .values(webhook_id=webhook_id, shop_domain=domain, topic=topic, received_at=now)
-            .on_conflict_do_nothing(index_elements=["webhook_id"])
+            .values(
+                webhook_id=webhook_id,
+                body_sha256=body_sha256,
+                shop_domain=domain,
+                topic=topic,
+                received_at=now,
+            )
+            # No conflict target: a repeated id and a repeated body are both duplicates.
+            .on_conflict_do_nothing()
             .returning(DELIVERIES.c.webhook_id)
         )
         if inserted is None:

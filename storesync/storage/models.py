@@ -259,11 +259,15 @@ class ProviderCache(Base):
 
 
 class WebhookDelivery(Base):
-    """Shopify webhook ids already handled, so repeated deliveries are ignored."""
+    """Shopify webhook deliveries already handled, so repeated ones are ignored: by id, and
+    by the SHA-256 of the body (the same signed body under a new id or another shop)."""
 
     __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("uq_webhook_deliveries_body_sha256", "body_sha256", unique=True),)
 
     webhook_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # Hex SHA-256 of the raw body; NULL only in deliveries recorded before migration 0002.
+    body_sha256: Mapped[str | None] = mapped_column(String(64))
     shop_domain: Mapped[str] = mapped_column(String(255))
     topic: Mapped[str] = mapped_column(String(100))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -18,7 +18,7 @@ from storesync.queue import JobQueue
 from storesync.settings import Settings
 from storesync.storage import Database, migrate
 from storesync.storage.crypto import SecretBox
-from storesync.storage.migrate import current_revision, head_revision
+from storesync.storage.migrate import HEAD, current_revision, head_revision
 from storesync.storage.models import Base
 from storesync.stores import StoreDirectory
 from tests.conftest import add_store
@@ -34,6 +34,12 @@ async def test_migrations_build_exactly_the_declared_schema(database: Database) 
         differences = await conn.run_sync(_diff)
     assert differences == []
     assert await current_revision(database) == head_revision()
+
+
+def test_the_head_constant_is_the_newest_migration() -> None:
+    # migrate() takes a database at HEAD for up to date without loading Alembic: a HEAD left
+    # behind would leave every existing database one migration short.
+    assert HEAD == head_revision()
 
 
 async def test_migrating_twice_changes_nothing(database: Database) -> None:
