@@ -127,7 +127,9 @@ class SessionSigner:
         return _b64(hmac.new(self._csrf_key, session.nonce.encode(), hashlib.sha256).digest())
 
     def csrf_valid(self, session: Session, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(str(token), self.csrf_token(session))
+        # Bytes: compare_digest refuses str with non-ASCII characters (a forged token).
+        expected = self.csrf_token(session).encode()
+        return bool(token) and hmac.compare_digest(str(token).encode(), expected)
 
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self._session_key, payload.encode(), hashlib.sha256).digest())

@@ -6,10 +6,10 @@
 - the web pages' forms (sync, retry, cancel, store settings, sign-in) with a signed-in session
   and its CSRF token, and the pages and fragments with fuzzed queries and ids.
 
-(The JSON API is fuzzed by schemathesis in test_schemathesis.py.) Server errors that belong
-to issue 18 items other engineers are fixing are recognised by :func:`known_issue` and kept
-out of the verdict; each has its own test below, marked xfail with the item it waits for.
-Example counts are kept small so that the file runs in well under a minute.
+(The JSON API is fuzzed by schemathesis in test_schemathesis.py.) The server errors this
+fuzzing found first (ids past 2^63-1, year-1 periods, store names the API refuses, a
+non-ASCII CSRF token) each keep a test of their own below. Example counts are kept small so
+that the file runs in well under a minute.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,6 @@ from hypothesis import strategies as st
 
 from storesync.api.webhooks import HANDLED_TOPICS, sign, signed_shop_domain
 from tests.api.fuzzing import (
-    INT64_MAX,
     WebSession,
     form_text,
     header_text,
@@ -267,41 +265,8 @@ def _dates(fields: dict[str, str]) -> tuple[str, ...]:
     return tuple(fields[k] for k in ("start", "end") if fields.get(k))
 
 
-NON_ASCII_CSRF = (
-    "not in issue 18: a non-ASCII CSRF token makes hmac.compare_digest raise TypeError "
-    "(storesync/web/session.py, SessionSigner.csrf_valid)"
-)
-
-
-SETTINGS_NAME = (
-    "issue 18 item 5 (another engineer): the web settings form takes a name with NUL or over "
-    "200 characters, which PostgreSQL refuses with a 500"
-)
-
-
-def known_issue(call: Call) -> str | None:
-    """The known problem outside this test's scope that explains a server error, if any:
-    issue 18 items other engineers are fixing, and one found here and reported."""
-    if not call.data.get("csrf", "").isascii():
-        return NON_ASCII_CSRF
-    name = call.data.get("name", "")
-    if call.path.endswith("/settings") and ("\x00" in name or len(name.strip()) > 200):
-        return SETTINGS_NAME
-    if any(not -(2**63) <= n <= INT64_MAX for n in call.ids):
-        return "issue 18 item 5: web routes answer 500 for ids above 2^63-1"
-    for value in call.dates:
-        try:
-            year = date.fromisoformat(value.strip()).year
-        except ValueError:
-            continue
-        if not 1970 <= year <= 9998:
-            return "issue 18 items 1 and 5: periods outside 1970-9998 (one period validation)"
-    return None
-
-
 @pytest.mark.slow
 def test_the_web_pages_never_answer_a_fuzzed_request_with_a_server_error(site: Site) -> None:
-    known: list[tuple[str, Call]] = []
     statuses: Counter[str] = Counter()
     client = site.session.client
     with httpx.Client(base_url=site.url, timeout=60) as anonymous:
@@ -313,9 +278,6 @@ def test_the_web_pages_never_answer_a_fuzzed_request_with_a_server_error(site: S
             headers = {"Accept": "application/json"} if wants_json else {}
             answer = _send(anonymous if call.anonymous else client, call, headers)
             statuses[f"{call.method} {answer.status_code}"] += 1
-            if answer.status_code >= 500 and (reason := known_issue(call)):
-                known.append((reason, call))
-                return
             assert answer.status_code < 500, f"{call}: {answer.status_code} {answer.text[:300]}"
 
         request()
@@ -326,9 +288,6 @@ def test_the_web_pages_never_answer_a_fuzzed_request_with_a_server_error(site: S
     # token, 422 bad input) and pages shown: the fuzzing reached past the gates.
     assert {"POST 303", "POST 403", "GET 200"} <= set(statuses), statuses
     assert statuses["POST 422"] + statuses["GET 422"] > 0, statuses
-    if known:
-        reasons = sorted({reason for reason, _ in known})
-        print(f"\n{len(known)} server errors of known issues: {reasons}")
 
 
 def _send(client: httpx.Client, call: Call, headers: dict[str, str]) -> httpx.Response:
@@ -352,7 +311,6 @@ def _get(session: WebSession, path: str, **params: str) -> httpx.Response:
     return _send(session.client, Call("GET", path, params=params), {})
 
 
-@pytest.mark.xfail(reason="issue 18 item 5 (another engineer): ids above 2^63-1 answer 500")
 def test_ids_beyond_64_bits_are_not_found_rather_than_server_errors(
     site: Site,
 ) -> None:
@@ -361,7 +319,6 @@ def test_ids_beyond_64_bits_are_not_found_rather_than_server_errors(
         assert (path, _get(session, path).status_code) == (path, 404)
 
 
-@pytest.mark.xfail(reason="issue 18 items 1 and 5 (another engineer): year-1 periods answer 500")
 def test_a_year_one_period_on_the_dashboard_is_refused_rather_than_a_server_error(
     site: Site,
 ) -> None:
@@ -371,7 +328,6 @@ def test_a_year_one_period_on_the_dashboard_is_refused_rather_than_a_server_erro
         assert _get(session, path, **period).status_code < 500, path
 
 
-@pytest.mark.xfail(reason=NON_ASCII_CSRF)
 def test_a_non_ascii_csrf_token_is_refused_rather_than_a_server_error(
     site: Site,
 ) -> None:
@@ -380,7 +336,6 @@ def test_a_non_ascii_csrf_token_is_refused_rather_than_a_server_error(
     assert _send(session.client, forged, {}).status_code == 403
 
 
-@pytest.mark.xfail(reason=SETTINGS_NAME)
 def test_a_store_name_the_api_would_refuse_is_refused_by_the_settings_form(site: Site) -> None:
     session, store = site.session, site.store
     for name in ("a\x00b", "x" * 5000):
