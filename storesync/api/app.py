@@ -22,6 +22,7 @@ from storesync.api.auth import TokenAuthority
 from storesync.api.context import ApiContext
 from storesync.api.deps import known_query_only
 from storesync.api.errors import install_error_handlers
+from storesync.api.ratelimit import RequestRateLimiter
 from storesync.api.routes import dashboard, events, jobs, ops, queue, stores, webhooks
 from storesync.api.sse import StoreOwners, StreamHub
 from storesync.metrics import Metrics
@@ -89,10 +90,13 @@ async def _start(
         settings=settings,
         database=database,
         queue=JobQueue(database, settings),
-        stores=StoreDirectory(database, box),
+        stores=StoreDirectory(
+            database, box, max_stores_per_account=settings.max_stores_per_account
+        ),
         metrics=metrics,
         tokens=TokenAuthority(database),
         streams=StreamHub(database, StoreOwners(database)),
+        rate_limits=RequestRateLimiter(settings.api_requests_per_minute),
         embedded_worker=embedded_worker,
     )
     # Events of workers on any machine reach this server's streams through NOTIFY, and a

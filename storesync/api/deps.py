@@ -52,10 +52,12 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
 
 
 async def current_account(ctx: ContextDep, credentials: Bearer) -> AccountRef:
-    """The account of the request's bearer token, or 401."""
+    """The account of the request's bearer token, or 401; 429 when the account has used up
+    its requests of the minute."""
     account = await ctx.tokens.account(_token(credentials))
     if account is None:
         raise _unauthorized("unknown API token")
+    ctx.rate_limits.take(account.id)
     return account
 
 
@@ -73,6 +75,7 @@ async def owned_store(store_id: StoreId, ctx: ContextDep, credentials: Bearer) -
     account, store = await ctx.tokens.account_and_store(_token(credentials), store_id)
     if account is None:
         raise _unauthorized("unknown API token")
+    ctx.rate_limits.take(account.id)
     if store is None:
         raise NotFoundError(f"store {store_id} does not exist")
     return store

@@ -49,7 +49,11 @@ def add(
 
     async def main() -> StoreInfo:
         async with open_database(settings) as database:
-            directory = StoreDirectory(database, SecretBox.from_settings(settings))
+            directory = StoreDirectory(
+                database,
+                SecretBox.from_settings(settings),
+                max_stores_per_account=settings.max_stores_per_account,
+            )
             return await directory.add(
                 name=name,
                 shopify_domain=shopify_domain,

@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from storesync.api.deps import ContextDep, CurrentAccount
-from storesync.api.errors import INVALID, UNAUTHORIZED
+from storesync.api.errors import INVALID, RATE_LIMITED, UNAUTHORIZED
 from storesync.api.schemas import ErrorOut, Health
 from storesync.queue.stats import queue_stats
 
@@ -41,6 +41,7 @@ async def healthz(ctx: ContextDep) -> Health | JSONResponse:
     responses={
         **UNAUTHORIZED,
         **INVALID,
+        **RATE_LIMITED,
         200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}},
     },
     summary="Prometheus metrics of this process",
