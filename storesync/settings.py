@@ -59,7 +59,7 @@ class Settings(BaseSettings):
 
     # Per-account fairness and limits: one account cannot take every worker slot or flood
     # the queue or the API. The scheduler's and webhooks' refreshes are never refused (they
-    # are bounded by stores × periods already); see docs/deploy.md.
+    # are bounded by stores × periods already); see storesync.queue.fairness.
     account_fairness_points: float = Field(
         default=10.0,
         ge=0,

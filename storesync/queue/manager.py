@@ -254,14 +254,17 @@ class JobQueue:
         in a transaction holding the account's advisory lock. SQLite's statements already run
         in one ``BEGIN IMMEDIATE`` transaction.
         """
-        capped = self.settings.max_queued_jobs_per_account and reason is Reason.USER
-        if not (capped and self.database.is_postgres):
+        if not (self._capped(reason) and self.database.is_postgres):
             async with self.database.statements() as conn:
                 yield conn
             return
         async with self.database.transaction() as conn:
             await conn.execute(ACCOUNT_LOCK, {"store_id": store_id})
             yield conn
+
+    def _capped(self, reason: Reason) -> bool:
+        """Whether a job queued for ``reason`` counts against its account's cap."""
+        return bool(self.settings.max_queued_jobs_per_account) and Reason(reason) is Reason.USER
 
     async def enqueue_many(
         self, requests: Sequence[tuple[int, Period]], *, reason: Reason = Reason.SCHEDULE
@@ -322,9 +325,9 @@ class JobQueue:
     async def _refuse_over_cap(self, conn: AsyncConnection, store_id: int, reason: Reason) -> None:
         """Raise :class:`LimitExceededError` when a user's job was not inserted because the
         store's account is at its cap (see :mod:`storesync.queue.fairness`)."""
-        cap = self.settings.max_queued_jobs_per_account
-        if not cap or reason is not Reason.USER:
+        if not self._capped(reason):
             return
+        cap = self.settings.max_queued_jobs_per_account
         active = await conn.scalar(self._users_active, {"store_id": store_id})
         if int(active or 0) >= cap:
             raise queue_full(cap)
@@ -937,11 +940,9 @@ class JobQueue:
                     f"job {job_id} is {job.status.value}; "
                     "only failed or cancelled jobs can be retried"
                 )
-            cap = self.settings.max_queued_jobs_per_account
-            if cap and job.reason is Reason.USER:
-                active = await conn.scalar(self._users_active, {"store_id": job.store_id})
-                if int(active or 0) >= cap:
-                    raise queue_full(cap)
+            if self._capped(job.reason) and self.database.is_postgres:
+                await conn.execute(ACCOUNT_LOCK, {"store_id": job.store_id})
+            await self._refuse_over_cap(conn, job.store_id, job.reason)
             twin = await conn.scalar(
                 select(JOBS.c.id).where(
                     JOBS.c.store_id == job.store_id,

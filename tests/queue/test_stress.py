@@ -37,6 +37,7 @@ WORKERS = 4
 STORES = 50
 JOBS = 500
 LIMIT = 3
+ACCOUNTS = 4
 DEADLINE_SECONDS = 120
 
 
@@ -78,7 +79,8 @@ async def seed_jobs(url: str, data_dir: Path, stores: int, per_store: int) -> li
         queue = JobQueue(database, settings)
         ids = []
         for n in range(1, stores + 1):
-            store = await add_store(directory, n)
+            # Several accounts: the claims' fair order (accounts take turns) is under test too.
+            store = await add_store(directory, n, account=f"account-{n % ACCOUNTS}")
             for day in range(per_store):
                 start = date(2026, 1, 1) + timedelta(days=day)
                 ids.append((await queue.enqueue(store, start, start)).job.id)
