@@ -53,6 +53,18 @@ database wrote it, see ``storesync.audit``) and the simulator's request log (see
   than the providers' budgets, is what the run waits for.
 
 It exits with status 1 when a limit broke or a claim passed over a better job.
+
+**Noisy neighbour** (``--noisy-neighbour SYNCS``): the stores are dealt to ``--accounts``
+accounts; the users ask for the stores of accounts 1 and up. The scenario runs three times on
+fresh databases: quiet; with account 0 queuing SYNCS syncs of distinct days through the API (as
+fast as it answers, 16 at a time) while the users ask; and that flood again with
+``STORESYNC_ACCOUNT_FAIRNESS_POINTS=0``. It prints the other accounts' waits in each run and
+exits with status 1 unless their p95 with the flood stays within 2× of the quiet run's (and
+the limits held, and claims took the best job within each account)::
+
+    .venv/bin/python -m benchmarks.scale --stores 40 --accounts 4 --workers 2 \\
+        --concurrency 8 --users 40 --user-window 30 --noisy-neighbour 400 \\
+        --wide-limits --latency-ms 80
 """
 
 from __future__ import annotations
@@ -955,6 +967,8 @@ async def main_noisy(args: argparse.Namespace, scenario: Scenario, began: float)
             await drop(args.postgres, SCRATCH_DATABASE)
             shutil.rmtree(workdir, ignore_errors=True)
     print(noisy_report(result))
+    print("\n### The flooded run with fair claims, in full\n")
+    print(report(result.flooded))
     print(f"\n(total {time.monotonic() - began:.0f} s; load average at the end: {load()})")
     return 0 if result.ok else 1
 

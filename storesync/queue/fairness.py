@@ -30,6 +30,9 @@ global concurrency.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import Integer, Select, bindparam, func, literal, select, text
@@ -37,6 +40,7 @@ from sqlalchemy import Integer, Select, bindparam, func, literal, select, text
 from storesync.errors import LimitExceededError
 from storesync.queue.jobs import JobStatus, Reason
 from storesync.queue.transitions import JOBS
+from storesync.storage.engine import Database
 from storesync.storage.models import Store, table_of
 
 STORES = table_of(Store)
@@ -55,6 +59,49 @@ ACCOUNT_LOCK = text(
     "SELECT pg_advisory_xact_lock(:namespace, CAST(account_id % 2147483647 AS integer)) "
     "FROM stores WHERE id = :store_id"
 ).bindparams(namespace=0x5702E5E)
+
+
+class AccountTurns:
+    """In this process, one enqueue of a user's job per account at a time.
+
+    The account's advisory lock orders its enqueues across processes, but a request waiting for
+    it holds a pooled connection meanwhile: a flood of one account's requests would hold the
+    pool that every other account's requests need. Waiting here first costs no connection, so
+    a flood queues behind itself only. Stores never change account, so the store → account
+    map is read once per store.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._accounts: dict[int, int] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @contextlib.asynccontextmanager
+    async def turn(self, store_id: int) -> AsyncIterator[None]:
+        """Wait for the turn of the account of ``store_id`` (none needed for a missing store:
+        the enqueue then fails on the foreign key)."""
+        account = await self._account_of(store_id)
+        if account is None:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a lock belongs to the event loop that first waits on it
+            self._loop, self._locks = loop, {}
+        async with self._locks.setdefault(account, asyncio.Lock()):
+            yield
+
+    async def _account_of(self, store_id: int) -> int | None:
+        known = self._accounts.get(store_id)
+        if known is None:
+            async with self.database.read() as conn:
+                found = await conn.scalar(
+                    select(STORES.c.account_id).where(STORES.c.id == store_id)
+                )
+            if found is None:
+                return None
+            known = self._accounts[store_id] = int(found)
+        return known
 
 
 def fair_order(candidates: Any, points: float) -> Select[Any]:

@@ -54,6 +54,7 @@ from storesync.errors import InputError, InvalidStateError, NotFoundError
 from storesync.periods import Period
 from storesync.queue.fairness import (
     ACCOUNT_LOCK,
+    AccountTurns,
     fair_order,
     queue_full,
     under_cap,
@@ -198,6 +199,7 @@ class JobQueue:
             announce="job.completed",
         )
         self._users_active = users_active_statement(max(1, settings.max_queued_jobs_per_account))
+        self._turns = AccountTurns(database)
         if database.is_postgres:
             self._insert_batch = Transition(
                 self._insert_arrays(), dialect=dialect, log="queued", announce="job.queued"
@@ -252,13 +254,14 @@ class JobQueue:
         job under a cap on PostgreSQL: its count and insert must not race another request of
         the same account (each would see the count before the other's insert), so they run
         in a transaction holding the account's advisory lock. SQLite's statements already run
-        in one ``BEGIN IMMEDIATE`` transaction.
+        in one ``BEGIN IMMEDIATE`` transaction. Requests of one account in this process wait
+        for their turn before they take a connection (see ``AccountTurns``).
         """
         if not (self._capped(reason) and self.database.is_postgres):
             async with self.database.statements() as conn:
                 yield conn
             return
-        async with self.database.transaction() as conn:
+        async with self._turns.turn(store_id), self.database.transaction() as conn:
             await conn.execute(ACCOUNT_LOCK, {"store_id": store_id})
             yield conn
 

@@ -17,7 +17,7 @@ from storesync.periods import Period
 from storesync.queue import JobQueue, JobStatus, Reason
 from storesync.queue.fairness import QUEUE_FULL_RETRY_SECONDS
 from storesync.settings import Settings
-from storesync.storage import Database
+from storesync.storage import Database, connect
 from storesync.storage.models import JobEvent, SyncJob, table_of
 from storesync.stores import StoreDirectory
 from tests.conftest import FakeClock, add_store
@@ -255,3 +255,30 @@ async def test_concurrent_requests_of_one_account_stop_at_the_cap(
 
 def _period(n: int) -> Period:
     return Period(*day(n))
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_flood_of_enqueues_does_not_hold_the_connection_pool(
+    settings: Settings, stores: StoreDirectory
+) -> None:
+    # On PostgreSQL one account's enqueues take its advisory lock in turn. Waiting for it
+    # while holding a pooled connection would let a flood take every connection and hold back
+    # other accounts' requests: they must wait their turn without one.
+    database = connect(settings, pool_size=2, max_overflow=0)
+    try:
+        queue = JobQueue(database, settings)
+        noisy = await add_store(stores, 1, account="noisy")
+        quiet = await add_store(stores, 2, account="quiet")
+        finished: list[str] = []
+
+        async def enqueue(store: int, n: int, name: str) -> None:
+            await queue.enqueue(store, *day(n))
+            finished.append(name)
+
+        flood = [asyncio.create_task(enqueue(noisy, n, "noisy")) for n in range(30)]
+        await asyncio.sleep(0.05)  # the flood is under way, its requests waiting in line
+        await enqueue(quiet, 0, "quiet")
+        await asyncio.gather(*flood)
+    finally:
+        await database.dispose()
+    assert finished.index("quiet") < 10, finished
