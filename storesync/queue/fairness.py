@@ -20,12 +20,16 @@ account's running jobs, at most the global limit, and the jobs ahead of it, whic
 
 **The cap.** :func:`under_cap` is a condition for the enqueue's INSERT: the store's account
 has fewer than ``max_queued_jobs_per_account`` users' jobs queued or running. It is checked in
-the same statement as the insert (no extra round trip). Scheduled and webhook refreshes are
-not counted and never refused: their number is bounded by stores × periods (one active job per
-store and period), and refusing them would lose freshness. On PostgreSQL, concurrent requests
-of one account may each see the count before the others' inserts and overshoot the cap by the
-number in flight at that instant: it is a guard against floods, not an exact limit like the
-global concurrency.
+the same statement as the insert. Scheduled and webhook refreshes are not counted and never
+refused: their number is bounded by stores × periods (one active job per store and period, and
+stores per account are capped too), and refusing them would lose freshness; the scheduler's
+bulk path, ``JobQueue.enqueue_many``, is not capped for the same reason. A request for a period
+already queued gets that job, never a refusal. The cap is exact: SQLite runs one writer at a
+time, and on PostgreSQL a user's enqueue runs in a transaction that first takes the account's
+advisory lock (:data:`ACCOUNT_LOCK`), so each counts the jobs of the one before; in one
+process, the account's enqueues wait for that lock without holding a connection
+(:class:`AccountTurns`). That costs a user's enqueue on PostgreSQL three more round trips
+(BEGIN, the lock, COMMIT); ``max_queued_jobs_per_account = 0`` removes the cap and its cost.
 """
 
 from __future__ import annotations
