@@ -1,9 +1,10 @@
-"""Per-account limits through the API (issue 18, item 3), on SQLite and PostgreSQL: requests a
-minute, users' syncs queued at once and stores, each answered 429 with ``Retry-After`` and a
-JSON sentence that names the limit, and never charged to another account."""
+"""Per-account limits through the API and the pages (issue 18, item 3), on SQLite and
+PostgreSQL: requests a minute, users' syncs queued at once and stores, each answered 429 with
+``Retry-After`` and a sentence that names the limit, and never charged to another account."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -22,6 +23,7 @@ from storesync.providers.figures import DailySales, KlaviyoFigures, ShopifyFigur
 from storesync.settings import Settings
 from storesync.storage import Database
 from storesync.stores import StoreDirectory
+from storesync.web.signin import create_sign_in_link
 from tests.conftest import add_store
 
 
@@ -196,3 +198,32 @@ def test_the_budget_refills_at_the_steady_rate() -> None:
     limiter.take(1)
     with pytest.raises(LimitExceededError):
         limiter.take(1)
+
+
+async def test_the_dashboard_page_says_when_the_account_is_at_its_cap(
+    settings: Settings, database: Database, stores: StoreDirectory
+) -> None:
+    token = await create_token(database, "default")
+    store = await add_store(stores, 1)
+    link = await create_sign_in_link(database, token)
+    async with open_api(settings, max_queued_jobs_per_account=1) as web:
+        assert (await web.get(f"/sign-in/once/{link}")).status_code == 303
+        page = (await web.get(f"/stores/{store}")).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf is not None
+
+        def form(n: int) -> dict[str, str]:
+            return {"period": "custom", **day(n), "csrf": csrf.group(1)}
+
+        wanted = {"Accept": "application/json"}
+        first = await web.post(f"/stores/{store}/sync", data=form(0), headers=wanted)
+        assert first.status_code == 202
+        # The page's script shows the detail of a refused sync.
+        refused = await web.post(f"/stores/{store}/sync", data=form(1), headers=wanted)
+        assert refused.status_code == 429
+        assert "already has 1 syncs queued or running" in refused.json()["detail"]
+        # A plain form post comes back to the page, which says why nothing was queued.
+        plain = await web.post(f"/stores/{store}/sync", data=form(1))
+        assert plain.status_code == 303
+        shown = await web.get(plain.headers["location"])
+        assert "Not queued: this account already has its maximum of syncs" in shown.text
