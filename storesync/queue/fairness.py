@@ -17,6 +17,12 @@ penalty: a user's request (100) still goes ahead of another account's scheduled 
 unless its own account has ten jobs or more under way (at the default 10 points). Nothing
 starves: a waiting job's aging grows without bound, its penalty does not (it counts its
 account's running jobs, at most the global limit, and the jobs ahead of it, which are served).
+The price of keeping priorities across accounts: while a flooding account has fewer than
+100 ÷ points jobs running (10), its users' syncs still out-rank other accounts' *scheduled*
+refreshes, which then wait for the flood (at most ``max_queued_jobs_per_account`` jobs) unless
+aging lifts them; other accounts' users' syncs never wait for it. A larger
+``account_fairness_points`` trades priority for turns: at 50, a busy account's user sync
+weighs no more than another account's scheduled refresh once two of its jobs run.
 
 **The cap.** :func:`under_cap` is a condition for the enqueue's INSERT: the store's account
 has fewer than ``max_queued_jobs_per_account`` users' jobs queued or running. It is checked in
