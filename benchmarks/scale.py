@@ -53,6 +53,18 @@ database wrote it, see ``storesync.audit``) and the simulator's request log (see
   than the providers' budgets, is what the run waits for.
 
 It exits with status 1 when a limit broke or a claim passed over a better job.
+
+**Noisy neighbour** (``--noisy-neighbour SYNCS``): the stores are dealt to ``--accounts``
+accounts; the users ask for the stores of accounts 1 and up. The scenario runs three times on
+fresh databases: quiet; with account 0 queuing SYNCS syncs of distinct days through the API (as
+fast as it answers, 16 at a time) while the users ask; and that flood again with
+``STORESYNC_ACCOUNT_FAIRNESS_POINTS=0``. It prints the other accounts' waits in each run and
+exits with status 1 unless their p95 with the flood stays within 2× of the quiet run's (and
+the limits held, and claims took the best job within each account)::
+
+    .venv/bin/python -m benchmarks.scale --stores 40 --accounts 4 --workers 2 \\
+        --concurrency 8 --users 40 --user-window 30 --noisy-neighbour 400 \\
+        --wide-limits --latency-ms 80
 """
 
 from __future__ import annotations
@@ -152,10 +164,22 @@ class Scenario:
     latency_ms: float = 0.0
     seed: int = 0
     timeout: float = 1200.0
+    #: Accounts the stores are dealt to (store ``i`` to account ``i % accounts``). With more
+    #: than one, account 0 is the noisy neighbour and the users ask for the others' stores.
+    accounts: int = 1
+    #: Users' syncs of distinct days that account 0 queues through the API, as fast as it can,
+    #: when the other users start (0: a quiet run).
+    flood: int = 0
+    #: ``STORESYNC_ACCOUNT_FAIRNESS_POINTS`` (None: the default).
+    fairness_points: float | None = None
 
     @property
     def scheduled_jobs(self) -> int:
         return 3 * self.stores  # today, last 7 days, last 30 days
+
+    def account(self, index: int) -> str:
+        """The account of the ``index``-th store."""
+        return "default" if self.accounts == 1 else f"account-{index % self.accounts}"
 
 
 def spread(users: int, window: float, seed: int = 0) -> tuple[float, ...]:
@@ -183,6 +207,7 @@ class Outcome:
     bound: Bound
     statuses: Counter[str]
     user_jobs: list[int] = field(default_factory=list)
+    flood_jobs: list[int] = field(default_factory=list)
     cpu_seconds: float = float("nan")  # of the simulator, the workers and the API together
 
     @property
@@ -303,16 +328,20 @@ def storesync_env(scenario: Scenario, database_url: str, workdir: Path, sim: str
         env.update(
             STORESYNC_KLAVIYO_REPORTS_PER_SECOND="20", STORESYNC_KLAVIYO_REPORTS_PER_MINUTE="600"
         )
+    if scenario.fairness_points is not None:
+        env.update(STORESYNC_ACCOUNT_FAIRNESS_POINTS=str(scenario.fairness_points))
     return env
 
 
 # -- the run ---------------------------------------------------------------------------------
 
 
-async def add_stores(database: Database, settings: Settings, config: SimulatorConfig) -> list[int]:
+async def add_stores(
+    database: Database, settings: Settings, config: SimulatorConfig, scenario: Scenario
+) -> list[int]:
     directory = StoreDirectory(database, SecretBox.from_settings(settings))
     ids = []
-    for store in config.stores:
+    for index, store in enumerate(config.stores):
         info = await directory.add(
             name=store.name,
             shopify_domain=store.shop_domain,
@@ -320,6 +349,7 @@ async def add_stores(database: Database, settings: Settings, config: SimulatorCo
             klaviyo_key=store.klaviyo_private_key,
             timezone=store.timezone,
             currency=store.currency,
+            account=scenario.account(index),
         )
         ids.append(info.id)
     return ids
@@ -360,8 +390,15 @@ def user_period(rng: random.Random) -> Period:
     return Period(end - timedelta(days=rng.randint(6, 27)), end)
 
 
-async def ask(scenario: Scenario, api: str, token: str, store_ids: list[int]) -> list[int]:
-    """Users' requests through the API at ``scenario.user_times``; returns their job ids."""
+async def ask(
+    scenario: Scenario,
+    api: str,
+    tokens: dict[str, str],
+    accounts: dict[int, str],
+    store_ids: list[int],
+) -> list[int]:
+    """Users' requests through the API at ``scenario.user_times`` for ``store_ids`` (each
+    with its account's token, ``accounts``: store id → account); returns their job ids."""
     rng = random.Random(scenario.seed + 1)
     wanted: dict[tuple[int, Period], float] = {}
     for at in scenario.user_times:
@@ -369,23 +406,55 @@ async def ask(scenario: Scenario, api: str, token: str, store_ids: list[int]) ->
             pass  # each request its own job: no two for one store and period
         wanted[request] = at
     began = time.monotonic()
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=api, headers=headers, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=api, timeout=30) as http:
 
         async def one(store_id: int, period: Period, at: float) -> int:
             await asyncio.sleep(max(0.0, began + at - time.monotonic()))
-            body = {"start": period.start.isoformat(), "end": period.end.isoformat()}
-            response = await http.post(f"/api/stores/{store_id}/sync", json=body)
-            for _ in range(60):  # 503: the database is away for a moment; a user tries again
-                if response.status_code != 503:
-                    break
-                await asyncio.sleep(1.0)
-                response = await http.post(f"/api/stores/{store_id}/sync", json=body)
-            if response.status_code != 202:
-                raise RuntimeError(f"the API answered {response.status_code}: {response.text}")
-            return int(response.json()["id"])
+            return await request_sync(http, tokens[accounts[store_id]], store_id, period)
 
         return list(await asyncio.gather(*(one(s, p, at) for (s, p), at in wanted.items())))
+
+
+async def request_sync(http: httpx.AsyncClient, token: str, store_id: int, period: Period) -> int:
+    """``POST /api/stores/{id}/sync``; the job's id."""
+    body = {"start": period.start.isoformat(), "end": period.end.isoformat()}
+    headers = {"Authorization": f"Bearer {token}"}
+    response = await http.post(f"/api/stores/{store_id}/sync", json=body, headers=headers)
+    for _ in range(60):  # 503: the database is away for a moment; a user tries again
+        if response.status_code != 503:
+            break
+        await asyncio.sleep(1.0)
+        response = await http.post(f"/api/stores/{store_id}/sync", json=body, headers=headers)
+    if response.status_code != 202:
+        raise RuntimeError(f"the API answered {response.status_code}: {response.text}")
+    return int(response.json()["id"])
+
+
+#: Requests the noisy neighbour keeps in flight at once.
+FLOOD_CONCURRENCY = 16
+
+
+async def flood(scenario: Scenario, api: str, token: str, store_ids: list[int]) -> list[int]:
+    """Account 0's ``scenario.flood`` syncs of distinct single days (long past, so no other
+    request's period), through the API as fast as it answers; their job ids."""
+    if not scenario.flood:
+        return []
+    first = datetime.now(UTC).date() - timedelta(days=120)
+    requests = [
+        (store_ids[n % len(store_ids)], first - timedelta(days=n // len(store_ids)))
+        for n in range(scenario.flood)
+    ]
+    jobs: list[int] = []
+    async with httpx.AsyncClient(base_url=api, timeout=60) as http:
+
+        async def worker(mine: list[tuple[int, Any]]) -> None:
+            for store_id, day in mine:
+                jobs.append(await request_sync(http, token, store_id, Period(day, day)))
+
+        await asyncio.gather(
+            *(worker(requests[k::FLOOD_CONCURRENCY]) for k in range(FLOOD_CONCURRENCY))
+        )
+    return jobs
 
 
 async def run(scenario: Scenario, database_url: str, workdir: Path) -> Outcome:
@@ -396,8 +465,13 @@ async def run(scenario: Scenario, database_url: str, workdir: Path) -> Outcome:
     deadline = time.monotonic() + scenario.timeout
     try:
         await migrate(database)
-        store_ids = await add_stores(database, settings, config)
-        token = await create_token(database, "default", "scale benchmark")
+        store_ids = await add_stores(database, settings, config, scenario)
+        names = sorted({scenario.account(i) for i in range(scenario.stores)})
+        tokens = {name: await create_token(database, name, "scale benchmark") for name in names}
+        token = tokens[scenario.account(1 if scenario.accounts > 1 else 0)]  # the users'
+        others = [
+            s for i, s in enumerate(store_ids) if scenario.accounts == 1 or i % scenario.accounts
+        ]
         config_file = workdir / "simulator.json"
         config_file.write_text(json.dumps(config.to_json()))
         sim_port, api_port = free_port(), free_port()
@@ -443,8 +517,19 @@ async def run(scenario: Scenario, database_url: str, workdir: Path) -> Outcome:
                 f"the scheduler to queue {backlog} refreshes",
                 every=0.1,  # users come right after: a test times them against aging
             )
-            user_jobs = await ask(scenario, f"http://127.0.0.1:{api_port}", token, store_ids)
-            total = scenario.scheduled_jobs + len(user_jobs)
+            api_url = f"http://127.0.0.1:{api_port}"
+            noisy = [s for i, s in enumerate(store_ids) if i % scenario.accounts == 0]
+            flood_jobs, user_jobs = await asyncio.gather(
+                flood(scenario, api_url, tokens[scenario.account(0)], noisy),
+                ask(
+                    scenario,
+                    api_url,
+                    tokens,
+                    {s: scenario.account(i) for i, s in enumerate(store_ids)},
+                    others,
+                ),
+            )
+            total = scenario.scheduled_jobs + len(user_jobs) + len(flood_jobs)
             statuses = await wait_until(
                 database,
                 lambda c: sum(c[s] for s in FINISHED) >= total,
@@ -459,7 +544,9 @@ async def run(scenario: Scenario, database_url: str, workdir: Path) -> Outcome:
     finally:
         await database.dispose()
     shops = dict(zip(store_ids, config.stores, strict=True))
-    outcome = analyse(scenario, config, shops, trace, records, statuses, user_jobs)
+    accounts = {s: scenario.account(i) for i, s in enumerate(store_ids)}
+    outcome = analyse(scenario, config, shops, trace, records, statuses, user_jobs, accounts)
+    outcome.flood_jobs = flood_jobs
     outcome.cpu_seconds = cpu
     return outcome
 
@@ -478,8 +565,10 @@ def analyse(
     records: Sequence[RequestRecord],
     statuses: Counter[str],
     user_jobs: list[int],
+    accounts: dict[int, str] | None = None,
 ) -> Outcome:
-    """The figures of a finished run (``shops``: store id → simulated store)."""
+    """The figures of a finished run (``shops``: store id → simulated store; ``accounts``:
+    store id → account, when the stores have several)."""
     scheduled = [j for j in trace.jobs.values() if j.reason == "schedule"]
     start = min(j.queued_at for j in scheduled)
     end = max(j.completed_at or j.queued_at for j in scheduled)
@@ -494,17 +583,36 @@ def analyse(
         ]
         if users:
             waits[f"user, {label} when queued"] = Summary.of(users)
+    noisy = scenario.account(0)
+    if scenario.accounts > 1 and accounts:
+        for label, picked in (("the flooding account", True), ("the other accounts", False)):
+            users = [
+                j.wait
+                for j in trace.jobs.values()
+                if j.reason == "user"
+                and j.wait is not None
+                and (accounts[j.store_id] == noisy) is picked
+            ]
+            if users:
+                waits[f"user, {label}"] = Summary.of(users)
     longest = longest_wait_per_store(trace)
     worst_store = max(longest, key=lambda s: longest[s])
     aging = scenario.priority_aging_seconds
+    # Accounts take turns (storesync.queue.fairness): a claim may take one account's job while
+    # another account's older one waits, so the order is checked within each account.
+    traces = [trace] if not accounts or scenario.accounts == 1 else _per_account(trace, accounts)
     return Outcome(
         scenario=scenario,
         config=config,
         trace=trace,
         limits=replay_limits(trace, scenario.max_concurrent_jobs),
         providers=audit_limits(records, config),
-        passed=passed_over(trace, aging_seconds=aging, slack=scenario.order_slack),
-        near=passed_over(trace, aging_seconds=aging, slack=0.0),
+        passed=[
+            p
+            for t in traces
+            for p in passed_over(t, aging_seconds=aging, slack=scenario.order_slack)
+        ],
+        near=[p for t in traces for p in passed_over(t, aging_seconds=aging, slack=0.0)],
         started_ahead=overtaken(trace, "user", "schedule"),
         waits=waits,
         longest_store_wait=(worst_store, longest[worst_store]),
@@ -514,6 +622,15 @@ def analyse(
         statuses=Counter({s: statuses[s] for s in FINISHED if statuses[s]}),
         user_jobs=user_jobs,
     )
+
+
+def _per_account(trace: Trace, accounts: dict[int, str]) -> list[Trace]:
+    """``trace`` cut into one trace per account (its jobs and their events)."""
+    traces = []
+    for name in sorted(set(accounts.values())):
+        jobs = {i: j for i, j in trace.jobs.items() if accounts[j.store_id] == name}
+        traces.append(Trace(jobs, [e for e in trace.events if e.job_id in jobs]))
+    return traces
 
 
 def lower_bound(
@@ -689,6 +806,90 @@ def _held(ok: bool) -> str:
     return "held" if ok else "BROKEN"
 
 
+# -- the noisy neighbour ---------------------------------------------------------------------
+
+OTHERS = "user, the other accounts"
+#: The others' p95 wait with the flood may be at most this many times the quiet run's.
+NOISY_FACTOR = 2.0
+
+
+@dataclass
+class NoisyNeighbour:
+    """The same scenario run quiet, then with account 0 flooding (and, for contrast, flooding
+    with fairness off)."""
+
+    quiet: Outcome
+    flooded: Outcome
+    unfair: Outcome | None = None
+
+    @property
+    def ratio(self) -> float:
+        """The others' p95 wait flooded ÷ quiet."""
+        return self.flooded.waits[OTHERS].p95 / max(self.quiet.waits[OTHERS].p95, 1e-3)
+
+    @property
+    def ok(self) -> bool:
+        return self.quiet.ok and self.flooded.ok and self.ratio <= NOISY_FACTOR
+
+
+async def noisy_neighbour(
+    scenario: Scenario, fresh_database: Any, workdir: Path, *, unfair: bool = False
+) -> NoisyNeighbour:
+    """Run ``scenario`` (``flood`` > 0, ``accounts`` > 1) quiet and flooded, each on a database
+    from ``fresh_database()`` (an awaitable URL); ``unfair`` adds a flooded run without
+    fairness."""
+    if scenario.flood < 1 or scenario.accounts < 2:
+        raise ValueError("a noisy neighbour needs a flood and two accounts or more")
+    runs: dict[str, Scenario] = {
+        "quiet": dataclasses.replace(scenario, flood=0),
+        "flooded": scenario,
+    }
+    if unfair:
+        runs["unfair"] = dataclasses.replace(scenario, fairness_points=0.0)
+    outcomes = {}
+    for name, each in runs.items():
+        (workdir / name).mkdir(parents=True, exist_ok=True)
+        outcomes[name] = await run(each, await fresh_database(), workdir / name)
+    return NoisyNeighbour(outcomes["quiet"], outcomes["flooded"], outcomes.get("unfair"))
+
+
+def noisy_report(result: NoisyNeighbour) -> str:
+    """The noisy neighbour's figures (Markdown)."""
+    s = result.flooded.scenario
+    others = len(result.quiet.user_jobs)
+    lines = [
+        f"Noisy neighbour: {s.stores} stores dealt to {s.accounts} accounts, PostgreSQL, "
+        f"{s.workers} `storesync worker` processes, `STORESYNC_MAX_CONCURRENT_JOBS="
+        f"{s.max_concurrent_jobs}`, {_limits_line(result.flooded.config, s.wide_limits)}"
+        + (f", {s.latency_ms:g} ms added to every provider answer" if s.latency_ms else "")
+        + f". The other accounts' users make {others} requests through the API over "
+        f"{max(s.user_times, default=0):.0f} s; in the flooded runs account 0 queues {s.flood} "
+        "syncs of distinct days through the API at the same time, as fast as it answers.",
+        "",
+        "| run | others' requests | p50 (s) | p95 (s) | max (s) | flood's jobs | all done (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    named = [("quiet", result.quiet), ("flooded, fair claims", result.flooded)]
+    if result.unfair is not None:
+        named.append(
+            ("flooded, fairness off (`STORESYNC_ACCOUNT_FAIRNESS_POINTS=0`)", result.unfair)
+        )
+    for name, outcome in named:
+        w = outcome.waits[OTHERS]
+        lines.append(
+            f"| {name} | {w.count} | {w.p50:.2f} | {w.p95:.2f} | {w.max:.2f} "
+            f"| {len(outcome.flood_jobs)} | {outcome.all_seconds:.1f} |"
+        )
+    verdict = "within" if result.ratio <= NOISY_FACTOR else "NOT within"
+    lines += [
+        "",
+        f"**The others' p95 wait with the flood: {result.ratio:.2f}× the quiet run's** "
+        f"({verdict} {NOISY_FACTOR:g}×). Limits (global, per store, providers) and the order "
+        "within each account held in every run: " + _held(all(o.ok for _, o in named)) + ".",
+    ]
+    return "\n".join(lines)
+
+
 # -- main ------------------------------------------------------------------------------------
 
 
@@ -704,6 +905,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--aging", type=float, default=60.0, help="seconds per priority point")
     parser.add_argument("--postgres", default=ADMIN_URL, help="admin URL of the PostgreSQL server")
     parser.add_argument("--keep", action="store_true", help="keep the database and the logs")
+    parser.add_argument("--accounts", type=int, default=1, help="accounts the stores belong to")
+    parser.add_argument(
+        "--noisy-neighbour",
+        type=int,
+        default=0,
+        metavar="SYNCS",
+        help="run quiet, then with account 0 queuing SYNCS syncs through the API (and once "
+        "more with fairness off); compare the other accounts' waits",
+    )
+    parser.add_argument(
+        "--wide-limits", action="store_true", help="providers' limits that never bind (a test's)"
+    )
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
     return parser.parse_args(argv)
 
 
@@ -715,10 +929,16 @@ async def main(args: argparse.Namespace) -> int:
         max_concurrent_jobs=args.concurrency,
         user_times=spread(args.users, args.user_window),
         priority_aging_seconds=args.aging,
+        accounts=args.accounts,
+        flood=args.noisy_neighbour,
+        wide_limits=args.wide_limits,
+        latency_ms=args.latency_ms,
     )
     for key, value in (await machine(args.postgres)).items():
         print(f"{key:>10}: {value}")
     print(f"   command: python -m benchmarks.scale {' '.join(sys.argv[1:])}\n", flush=True)
+    if args.noisy_neighbour:
+        return await main_noisy(args, scenario, began)
     url = await recreate(args.postgres, SCRATCH_DATABASE)
     workdir = Path(tempfile.mkdtemp(prefix="storesync-bench-scale-"))
     try:
@@ -732,6 +952,25 @@ async def main(args: argparse.Namespace) -> int:
         print(f"\nlogs in {workdir}; database {SCRATCH_DATABASE}")
     print(f"\n(total {time.monotonic() - began:.0f} s; load average at the end: {load()})")
     return 0 if outcome.ok else 1
+
+
+async def main_noisy(args: argparse.Namespace, scenario: Scenario, began: float) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="storesync-bench-noisy-"))
+
+    async def fresh() -> str:
+        return await recreate(args.postgres, SCRATCH_DATABASE)
+
+    try:
+        result = await noisy_neighbour(scenario, fresh, workdir, unfair=True)
+    finally:
+        if not args.keep:
+            await drop(args.postgres, SCRATCH_DATABASE)
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(noisy_report(result))
+    print("\n### The flooded run with fair claims, in full\n")
+    print(report(result.flooded))
+    print(f"\n(total {time.monotonic() - began:.0f} s; load average at the end: {load()})")
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":

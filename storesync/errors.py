@@ -7,6 +7,7 @@
     │   └── ConflictError     it clashes with something that exists (a shop already added)
     ├── NotFoundError         an id that does not exist (or belongs to another account)
     ├── InvalidStateError     an operation the job's current status does not allow
+    ├── LimitExceededError    an account is over one of its limits: try again later
     └── ProviderError         a call to Shopify or Klaviyo went wrong
         ├── RetryableError    try again later (5xx, timeouts, throttling, a spent budget)
         └── PermanentError    retrying cannot help (bad token, missing scope, frozen shop)
@@ -37,6 +38,15 @@ class NotFoundError(StoresyncError, LookupError):
 
 class InvalidStateError(StoresyncError):
     """The operation is not allowed in the object's current state."""
+
+
+class LimitExceededError(StoresyncError):
+    """An account is over a limit (queued syncs, API requests a minute, stores); nothing was
+    written. ``retry_after`` is how many seconds to wait before trying again."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ProviderError(StoresyncError):

@@ -64,6 +64,33 @@ class Settings(BaseSettings):
         description="On SIGTERM a worker lets running jobs finish this long, then hands them back.",
     )
 
+    # Per-account fairness and limits: one account cannot take every worker slot or flood
+    # the queue or the API. The scheduler's and webhooks' refreshes are never refused (they
+    # are bounded by stores × periods already); see storesync.queue.fairness.
+    account_fairness_points: float = Field(
+        default=10.0,
+        ge=0,
+        description="Claim order: a job gives up this many priority points for each job of its "
+        "account already running or ahead of it, so accounts with less under way go first "
+        "(10: ten minutes of aging at the default). 0 turns fairness off.",
+    )
+    max_queued_jobs_per_account: int = Field(
+        default=500,
+        ge=0,
+        description="Users' syncs (API, pages, CLI) an account may have queued or running at "
+        "once; one more is refused (429). Scheduled and webhook refreshes do not count and are "
+        "never refused. 0: no limit.",
+    )
+    api_requests_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="API requests an account may make a minute (bursts up to that many), per "
+        "server process; more are answered 429 with Retry-After. 0: no limit.",
+    )
+    max_stores_per_account: int = Field(
+        default=1000, ge=0, description="Stores an account may have. 0: no limit."
+    )
+
     # Syncs and the cache.
     sync_chunk_days: int = Field(
         default=31, ge=1, description="Long periods are fetched and checkpointed in chunks."

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storesync import store_rules
 from storesync.accounts import ACCOUNTS, DEFAULT_ACCOUNT, ensure_account
-from storesync.errors import ConflictError, InputError, NotFoundError
+from storesync.errors import ConflictError, InputError, LimitExceededError, NotFoundError
 from storesync.periods import NAMED_PERIODS
 from storesync.storage.crypto import SecretBox
 from storesync.storage.engine import Database
@@ -83,6 +84,29 @@ def check_periods(periods: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(periods))
 
 
+#: Seconds a caller refused by the store limit is told to wait (nothing frees by itself).
+STORE_LIMIT_RETRY_SECONDS = 3600.0
+
+
+async def check_store_room(conn: AsyncConnection, account_id: int, limit: int) -> None:
+    """Raise :class:`LimitExceededError` when the account already has ``limit`` stores (0: no
+    limit). The account's row is locked first, so concurrent adds count each other's stores."""
+    if not limit:
+        return
+    lock = select(ACCOUNTS.c.id).where(ACCOUNTS.c.id == account_id)
+    if conn.dialect.name == "postgresql":
+        await conn.execute(lock.with_for_update())
+    count = await conn.scalar(
+        select(func.count()).select_from(STORES).where(STORES.c.account_id == account_id)
+    )
+    if int(count or 0) >= limit:
+        raise LimitExceededError(
+            f"this account already has {limit} stores (the limit, "
+            "STORESYNC_MAX_STORES_PER_ACCOUNT); remove one before adding another",
+            retry_after=STORE_LIMIT_RETRY_SECONDS,
+        )
+
+
 class StoreDirectory:
     """Adds, finds, updates and removes stores.
 
@@ -91,11 +115,18 @@ class StoreDirectory:
     """
 
     def __init__(
-        self, database: Database, box: SecretBox, *, extra_hosts: Iterable[str] = ()
+        self,
+        database: Database,
+        box: SecretBox,
+        *,
+        extra_hosts: Iterable[str] = (),
+        max_stores_per_account: int = 0,
     ) -> None:
         self.database = database
         self.box = box
         self.extra_hosts = tuple(extra_hosts)
+        #: 0: no limit (STORESYNC_MAX_STORES_PER_ACCOUNT).
+        self.max_stores_per_account = max_stores_per_account
 
     async def add(
         self,
@@ -130,6 +161,7 @@ class StoreDirectory:
                 ref = await ensure_account(conn, account)
                 if owner is not None:
                     raise _taken(domain, same_account=owner == ref.id, account=account)
+                await check_store_room(conn, ref.id, self.max_stores_per_account)
                 store_id = await conn.scalar(
                     insert(STORES)
                     .values(

@@ -23,6 +23,7 @@ from storesync.api.context import ApiContext
 from storesync.api.deps import known_query_only
 from storesync.api.errors import install_error_handlers
 from storesync.api.limits import BodyLimitMiddleware, route_limits
+from storesync.api.ratelimit import RequestRateLimiter
 from storesync.api.routes import dashboard, events, jobs, ops, queue, stores, tokens, webhooks
 from storesync.api.sse import StoreOwners, StreamHub
 from storesync.api.throttle import FailureThrottle
@@ -93,7 +94,12 @@ async def _start(
         settings=settings,
         database=database,
         queue=JobQueue(database, settings),
-        stores=StoreDirectory(database, box, extra_hosts=settings.shop_extra_hosts),
+        stores=StoreDirectory(
+            database,
+            box,
+            extra_hosts=settings.shop_extra_hosts,
+            max_stores_per_account=settings.max_stores_per_account,
+        ),
         metrics=metrics,
         tokens=TokenAuthority(
             database,
@@ -103,6 +109,7 @@ async def _start(
             ),
         ),
         streams=StreamHub(database, StoreOwners(database)),
+        rate_limits=RequestRateLimiter(settings.api_requests_per_minute),
         embedded_worker=embedded_worker,
     )
     # Events of workers on any machine reach this server's streams through NOTIFY, and a

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from storesync.api.auth import TokenAuthority
+from storesync.api.ratelimit import RequestRateLimiter
 from storesync.api.sse import StreamHub
 from storesync.metrics import Metrics
 from storesync.queue import JobQueue
@@ -26,6 +27,8 @@ class ApiContext:
     metrics: Metrics
     tokens: TokenAuthority
     streams: StreamHub
+    #: API requests a minute per account (see storesync.api.ratelimit).
+    rate_limits: RequestRateLimiter
     #: The embedded worker's task, or None when separate worker processes do the work.
     worker_task: asyncio.Task[None] | None = None
     embedded_worker: bool = False

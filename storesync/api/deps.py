@@ -73,10 +73,12 @@ async def resolve_caller(
     except TooManyFailures as exc:
         raise too_many(exc) from None
     try:
-        return await ctx.tokens.caller_and_store(token, store_id)
+        caller, store = await ctx.tokens.caller_and_store(token, store_id)
     except TokenRefused as exc:
         throttle.failed(address)
         raise _unauthorized(str(exc)) from None
+    ctx.rate_limits.take(caller.account.id)  # 429 once the account's minute is used up
+    return caller, store
 
 
 async def current_caller(ctx: ContextDep, request: Request, credentials: Bearer) -> Caller:

@@ -10,6 +10,9 @@
 - 400: a request body that cannot be decoded at all (FastAPI's own check);
 - 422: bad input (a malformed date, end before start, a period too long, an unknown time zone,
   a body that does not match its schema), checked before anything is written;
+- 429: the account is over one of its limits: API requests a minute, users' syncs queued at
+  once, stores (``Retry-After``: seconds to wait; see :mod:`storesync.api.ratelimit` and
+  :mod:`storesync.queue.fairness`);
 - 503: the database cannot be reached right now (``Retry-After``); anything else unexpected
   is a 500 whose details go to the log, not to the caller.
 """
@@ -17,6 +20,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,7 +30,13 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
 from storesync.api.schemas import ErrorOut
-from storesync.errors import ConflictError, InputError, InvalidStateError, NotFoundError
+from storesync.errors import (
+    ConflictError,
+    InputError,
+    InvalidStateError,
+    LimitExceededError,
+    NotFoundError,
+)
 from storesync.storage.engine import is_unavailable
 
 log = logging.getLogger(__name__)
@@ -54,8 +64,19 @@ SHOP_TAKEN: Responses = {409: _error("A store for this shop domain already exist
 INVALID: Responses = {422: _error("The input is invalid; the detail says what is wrong.")}
 #: For routes with a JSON body: one that cannot even be decoded is FastAPI's 400.
 UNREADABLE: Responses = {400: _error("The request body could not be decoded.")}
+RATE_LIMITED: Responses = {
+    429: {
+        **_error("The account is over a limit; the detail says which. Retry after the delay."),
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait before trying again.",
+                "schema": {"type": "integer"},
+            }
+        },
+    }
+}
 #: What every authenticated route can answer besides success.
-API_ERRORS: Responses = {**UNAUTHORIZED, **INVALID}
+API_ERRORS: Responses = {**UNAUTHORIZED, **INVALID, **RATE_LIMITED}
 
 
 def _detail(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -95,6 +116,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFoundError)
     async def not_found(_request: Request, exc: NotFoundError) -> JSONResponse:
         return _detail(404, str(exc))
+
+    @app.exception_handler(LimitExceededError)
+    async def over_limit(_request: Request, exc: LimitExceededError) -> JSONResponse:
+        seconds = max(1, math.ceil(exc.retry_after))
+        return _detail(429, str(exc), {"Retry-After": str(seconds)})
 
     @app.exception_handler(InvalidStateError)
     async def conflict(_request: Request, exc: InvalidStateError) -> JSONResponse:

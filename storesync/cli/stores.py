@@ -52,6 +52,7 @@ def add(
                 database,
                 SecretBox.from_settings(settings),
                 extra_hosts=settings.shop_extra_hosts,
+                max_stores_per_account=settings.max_stores_per_account,
             )
             return await directory.add(
                 name=name,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -52,6 +52,14 @@ from sqlalchemy.sql import Insert, Update
 
 from storesync.errors import InputError, InvalidStateError, NotFoundError
 from storesync.periods import Period
+from storesync.queue.fairness import (
+    ACCOUNT_LOCK,
+    AccountTurns,
+    fair_order,
+    queue_full,
+    under_cap,
+    users_active_statement,
+)
 from storesync.queue.jobs import (
     ACTIVE,
     FINISHED,
@@ -190,6 +198,8 @@ class JobQueue:
             log="completed",
             announce="job.completed",
         )
+        self._users_active = users_active_statement(max(1, settings.max_queued_jobs_per_account))
+        self._turns = AccountTurns(database)
         if database.is_postgres:
             self._insert_batch = Transition(
                 self._insert_arrays(), dialect=dialect, log="queued", announce="job.queued"
@@ -222,19 +232,44 @@ class JobQueue:
         message = f"queued by {Reason(reason).value}"
         for _ in range(5):
             try:
-                # Each statement is atomic on its own: no transaction round trips needed.
-                async with self.database.statements() as conn:
+                async with self._enqueue_connection(store_id, reason) as conn:
                     created = await self._insert_new.run(conn, values, at=now, message=message)
                     if created:
                         return Enqueued(created[0], created=True)
                     existing = await self._raise_waiting.run(conn, values, at=now)
                     if existing:
                         return Enqueued(existing[0], created=False)
+                    await self._refuse_over_cap(conn, store_id, reason)
             except IntegrityError:
                 # Duplicates never raise (ON CONFLICT DO NOTHING): this is the foreign key.
                 raise NotFoundError(f"store {store_id} does not exist") from None
             # The active job finished between our insert and our read: insert again.
         raise InvalidStateError("could not enqueue: the job kept changing state; try again")
+
+    @contextlib.asynccontextmanager
+    async def _enqueue_connection(
+        self, store_id: int, reason: Reason
+    ) -> AsyncIterator[AsyncConnection]:
+        """Where :meth:`enqueue` runs its statements.
+
+        Each is atomic on its own, so no transaction round trips are needed, but for a user's
+        job under a cap on PostgreSQL: its count and insert must not race another request of
+        the same account (each would see the count before the other's insert), so they run
+        in a transaction holding the account's advisory lock. SQLite's statements already run
+        in one ``BEGIN IMMEDIATE`` transaction. Requests of one account in this process wait
+        for their turn before they take a connection (see ``AccountTurns``).
+        """
+        if not (self._capped(reason) and self.database.is_postgres):
+            async with self.database.statements() as conn:
+                yield conn
+            return
+        async with self._turns.turn(store_id), self.database.transaction() as conn:
+            await conn.execute(ACCOUNT_LOCK, {"store_id": store_id})
+            yield conn
+
+    def _capped(self, reason: Reason) -> bool:
+        """Whether a job queued for ``reason`` counts against its account's cap."""
+        return bool(self.settings.max_queued_jobs_per_account) and Reason(reason) is Reason.USER
 
     async def enqueue_many(
         self, requests: Sequence[tuple[int, Period]], *, reason: Reason = Reason.SCHEDULE
@@ -293,6 +328,16 @@ class JobQueue:
                             created.append(result.job)
         return created
 
+    async def _refuse_over_cap(self, conn: AsyncConnection, store_id: int, reason: Reason) -> None:
+        """Raise :class:`LimitExceededError` when a user's job was not inserted because the
+        store's account is at its cap (see :mod:`storesync.queue.fairness`)."""
+        if not self._capped(reason):
+            return
+        cap = self.settings.max_queued_jobs_per_account
+        active = await conn.scalar(self._users_active, {"store_id": store_id})
+        if int(active or 0) >= cap:
+            raise queue_full(cap)
+
     @staticmethod
     def _new_job(
         store_id: int,
@@ -318,12 +363,24 @@ class JobQueue:
         return {f"new_{name}": value for name, value in values.items()}
 
     def _insert_if_absent(self) -> Insert:
-        """INSERT a queued job unless an active one has its store and period (parameters:
-        the ``values`` of :meth:`enqueue`)."""
+        """INSERT a queued job unless an active one has its store and period, or it is a
+        user's and the account is at its cap (parameters: the ``values`` of :meth:`enqueue`)."""
         dialect_insert = postgresql.insert if self.database.is_postgres else sqlite.insert
         values = {name: _param(name) for name in _ENQUEUE_PARAMS}
-        insert = dialect_insert(JOBS).values(status=JobStatus.QUEUED.value, retry_count=0, **values)
-        return self._unless_active(insert)
+        cap = self.settings.max_queued_jobs_per_account
+        if not cap:
+            insert = dialect_insert(JOBS).values(
+                status=JobStatus.QUEUED.value, retry_count=0, **values
+            )
+            return self._unless_active(insert)
+        fixed: dict[str, Any] = {
+            "status": literal(JobStatus.QUEUED.value),
+            "retry_count": literal(0),
+        }
+        row = select(*fixed.values(), *values.values()).where(
+            under_cap(values["store_id"], values["reason"], cap)
+        )
+        return self._unless_active(dialect_insert(JOBS).from_select([*fixed, *values], row))
 
     @staticmethod
     def _unless_active(insert: postgresql.Insert | sqlite.Insert) -> Insert:
@@ -442,13 +499,14 @@ class JobQueue:
         return key
 
     def _choose(self, now: Any, count: Any, *, only: bool) -> Any:
-        """The ids of the next ``count`` claimable jobs, at most one per store (only the job
-        whose id is the ``only`` parameter, when ``only``)."""
+        """The ids of the next ``count`` claimable jobs, at most one per store, accounts taking
+        turns (only the job whose id is the ``only`` parameter, when ``only``)."""
         effective = self._effective_priority(now).label("effective")
         busy_stores = select(JOBS.c.store_id).where(JOBS.c.status == JobStatus.PROCESSING.value)
         ranked = (
             select(
                 JOBS.c.id,
+                JOBS.c.store_id,
                 JOBS.c.queued_at,
                 effective,
                 func.row_number()
@@ -466,12 +524,18 @@ class JobQueue:
             )
             .subquery()
         )
-        best = (
-            select(ranked.c.id)
-            .where(ranked.c.store_rank == 1)
-            .order_by(ranked.c.effective.desc(), ranked.c.queued_at, ranked.c.id)
-            .limit(count)
-        )
+        points = self.settings.account_fairness_points
+        if only or not points:
+            best = (
+                select(ranked.c.id)
+                .where(ranked.c.store_rank == 1)
+                .order_by(ranked.c.effective.desc(), ranked.c.queued_at, ranked.c.id)
+                .limit(count)
+            )
+        else:
+            # Accounts take turns (see storesync.queue.fairness).
+            heads = select(ranked).where(ranked.c.store_rank == 1).subquery()
+            best = fair_order(heads, points).limit(count)
         if self.database.is_postgres:
             # Lock the chosen rows, skipping any that a cancel or retry holds right now.
             return (
@@ -886,6 +950,9 @@ class JobQueue:
                 Period.checked(job.period.start, job.period.end)
             except InputError as exc:
                 raise InputError(f"job {job_id} cannot be retried: {exc}") from None
+            if self._capped(job.reason) and self.database.is_postgres:
+                await conn.execute(ACCOUNT_LOCK, {"store_id": job.store_id})
+            await self._refuse_over_cap(conn, job.store_id, job.reason)
             twin = await conn.scalar(
                 select(JOBS.c.id).where(
                     JOBS.c.store_id == job.store_id,

@@ -9,6 +9,7 @@ Klaviyo budget) or failed (with the provider's message).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 from storesync.api.reads import latest_job, read_periods
 from storesync.api.routes.dashboard import FAILURE_HOLD_OFF
 from storesync.cache import KLAVIYO, Freshness, dashboard_json
+from storesync.errors import LimitExceededError
 from storesync.periods import Period
 from storesync.queue import Job, JobQueue, JobStatus, Reason
 from storesync.storage.engine import Database
@@ -98,7 +100,9 @@ async def load_dashboard(
     freshness = cached[period].freshness(now, needs_klaviyo=store.has_klaviyo)
     job = await latest_job(database, store.id, period)
     if freshness is Freshness.STALE and refresh_stale:
-        job = await refresh(queue, store, period, job, now)
+        # At the account's cap of queued syncs the stale figures still show, unrefreshed.
+        with contextlib.suppress(LimitExceededError):
+            job = await refresh(queue, store, period, job, now)
     document = dashboard_json(
         store_id=store.id,
         currency=store.currency,

@@ -108,7 +108,8 @@ class JobLifeCycle(RuleBasedStateMachine):
 
     url: ClassVar[str]
     data_dir: ClassVar[Path]
-    store_ids: ClassVar[list[int]]
+    #: Store id → account: the first two stores share one, the third has its own.
+    accounts: ClassVar[dict[int, str]]
 
     def __init__(self) -> None:
         super().__init__()
@@ -144,6 +145,10 @@ class JobLifeCycle(RuleBasedStateMachine):
     # -- helpers ---------------------------------------------------------------------------
 
     @property
+    def store_ids(self) -> list[int]:
+        return sorted(self.accounts)
+
+    @property
     def now(self) -> datetime:
         return self.clock.now
 
@@ -158,6 +163,32 @@ class JobLifeCycle(RuleBasedStateMachine):
             return True
         same = a.priority == b.priority and a.queued_at == b.queued_at
         return same and a.id < b.id
+
+    def check_accounts_took_turns(
+        self, chosen: list[ModelJob], eligible: list[ModelJob], processing: list[ModelJob]
+    ) -> None:
+        """No store left out had a better fair score than the worst claimed job's (see
+        storesync.queue.fairness): its effective priority less the fairness points for each job
+        of its account running or claimed ahead of it."""
+        points = self.settings.account_fairness_points
+        account = self.accounts
+        running = Counter(account[j.store] for j in processing)
+        taken = {j.store for j in chosen}
+        scores: list[float] = []
+        next_in_line: list[float] = []
+        for name in set(account.values()):
+            mine = sorted(self.effective(j) for j in chosen if account[j.store] == name)[::-1]
+            scores += [e - points * (running[name] + rank) for rank, e in enumerate(mine)]
+            # The best job of a store left out would have come next in its account.
+            left = [
+                self.effective(j)
+                for j in eligible
+                if account[j.store] == name and j.store not in taken
+            ]
+            if left:
+                next_in_line.append(max(left) - points * (running[name] + len(mine)))
+        if scores and next_in_line:
+            assert max(next_in_line) <= min(scores) + TIE, (next_in_line, scores)
 
     def running(self) -> list[ModelJob]:
         return [j for j in self.jobs.values() if j.status is JobStatus.PROCESSING]
@@ -258,8 +289,9 @@ class JobLifeCycle(RuleBasedStateMachine):
         assert [j.id for j in chosen] == [j.id for j in ranked]
         by_store = {j.store: j for j in chosen}
         for left in (j for j in eligible if j not in chosen):
-            rival = by_store.get(left.store) or (chosen[-1] if chosen else None)
+            rival = by_store.get(left.store)
             assert rival is None or not self.clearly_better(left, rival), (left, rival)
+        self.check_accounts_took_turns(chosen, eligible, processing)
         for job, row in zip(chosen, claimed, strict=True):
             assert row.status is JobStatus.PROCESSING and row.worker_id == worker
             job.status = JobStatus.PROCESSING
@@ -516,12 +548,14 @@ class JobLifeCycle(RuleBasedStateMachine):
             assert seen == wanted, f"job {row.id}"
 
 
-async def _add_stores(url: str, data_dir: Path) -> list[int]:
+async def _add_stores(url: str, data_dir: Path) -> dict[int, str]:
+    """Three stores: two of account ``a``, one of account ``b`` (store id → account)."""
     config = Settings(database_url=url, data_dir=data_dir, secret_key="test-secret-key")  # type: ignore[arg-type]
     database = connect(config)
     try:
         directory = StoreDirectory(database, SecretBox.from_settings(config))
-        return [await add_store(directory, n) for n in (1, 2, 3)]
+        names = {1: "a", 2: "a", 3: "b"}
+        return {await add_store(directory, n, account=names[n]): names[n] for n in names}
     finally:
         await database.dispose()
 
@@ -533,7 +567,7 @@ def test_job_life_cycle(db_url: str, tmp_path: Path) -> None:
     class Machine(JobLifeCycle):
         url = db_url
         data_dir = tmp_path
-        store_ids = asyncio.run(_add_stores(db_url, tmp_path))
+        accounts = asyncio.run(_add_stores(db_url, tmp_path))
 
     run_state_machine_as_test(
         Machine,

@@ -37,6 +37,7 @@ WORKERS = 4
 STORES = 50
 JOBS = 500
 LIMIT = 3
+ACCOUNTS = 4
 DEADLINE_SECONDS = 120
 
 
@@ -78,7 +79,8 @@ async def seed_jobs(url: str, data_dir: Path, stores: int, per_store: int) -> li
         queue = JobQueue(database, settings)
         ids = []
         for n in range(1, stores + 1):
-            store = await add_store(directory, n)
+            # Several accounts: the claims' fair order (accounts take turns) is under test too.
+            store = await add_store(directory, n, account=f"account-{n % ACCOUNTS}")
             for day in range(per_store):
                 start = date(2026, 1, 1) + timedelta(days=day)
                 ids.append((await queue.enqueue(store, start, start)).job.id)
@@ -222,7 +224,9 @@ async def test_a_claim_never_takes_a_job_cancelled_while_it_ran(
     cancelled and the claim must not hand it out. Many waiting jobs that are not yet due make
     the claim's scan take a few milliseconds, so the cancel often lands in the middle of it.
     """
-    due, waiting = await add_store(stores, 1), await add_store(stores, 2)
+    # The filler has an account of its own: its 100,000 jobs would be over the cap of users'
+    # syncs of the account that enqueues below.
+    due, waiting = await add_store(stores, 1), await add_store(stores, 2, account="filler")
     later = clock.now + timedelta(days=1)
     filler = [
         {

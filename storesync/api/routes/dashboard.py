@@ -4,7 +4,9 @@
 - stale (expired, or marked by a webhook): 200 at once with ``meta.stale = true`` and a
   refresh queued at user priority (stale-while-revalidate); ``meta.refresh_job_id`` names it;
 - nothing cached: 202 with the job and ``Location: /api/jobs/{id}``;
-- ``force=true``: 202 with a refresh job whatever the cache holds.
+- ``force=true``: 202 with a refresh job whatever the cache holds;
+- 429 (``Retry-After``) when a job is needed and the account has its maximum of syncs queued;
+  a stale read still answers 200, with no refresh job.
 
 Jobs are de-duplicated by the queue: concurrent requests for one period get the same job.
 When the last refresh of the period failed less than :data:`FAILURE_HOLD_OFF` ago, a read
@@ -28,6 +30,7 @@ from storesync.api.errors import API_ERRORS, NOT_FOUND, Responses
 from storesync.api.reads import latest_job, read_periods
 from storesync.api.schemas import DashboardOut, JobPublic
 from storesync.cache import Freshness, dashboard_json
+from storesync.errors import LimitExceededError
 from storesync.periods import Period
 from storesync.queue import Job, JobStatus, Reason
 from storesync.stores import StoreInfo
@@ -97,7 +100,10 @@ async def dashboard(
         needs_klaviyo=store.has_klaviyo,
     )
     if freshness is Freshness.STALE:
-        document["meta"]["refresh_job_id"] = (await _refresh(ctx, store, period, now)).id
+        try:
+            document["meta"]["refresh_job_id"] = (await _refresh(ctx, store, period, now)).id
+        except LimitExceededError:
+            pass  # the account's syncs are at their cap: the stale figures still answer
     return document
 
 

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from storesync.api.deps import Bearer, ContextDep, bearer_token, resolve_caller
-from storesync.api.errors import FORBIDDEN, INVALID, UNAUTHORIZED
+from storesync.api.errors import FORBIDDEN, INVALID, RATE_LIMITED, UNAUTHORIZED
 from storesync.api.schemas import ErrorOut, Health
 from storesync.queue.stats import queue_stats
 
@@ -49,6 +49,7 @@ async def healthz(ctx: ContextDep) -> Health | JSONResponse:
         **UNAUTHORIZED,
         **FORBIDDEN,
         **INVALID,
+        **RATE_LIMITED,
         200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}},
     },
     summary="Prometheus metrics of this process",

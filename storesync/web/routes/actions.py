@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response
 
 from storesync.api.reads import read_periods
 from storesync.cache import Freshness
-from storesync.errors import InputError, InvalidStateError, NotFoundError
+from storesync.errors import InputError, InvalidStateError, LimitExceededError, NotFoundError
 from storesync.periods import Period
 from storesync.queue import Job, JobStatus, Reason
 from storesync.web.deps import CheckedForm, Context, Posted, State, safe_next
@@ -62,9 +62,17 @@ async def sync(
                 url(f"/stores/{store_id}", {**picked.query(), "notice": "fresh"}),
                 {"state": "fresh", "job": None},
             )
-    enqueued = await ctx.queue.enqueue(
-        store.id, period.start, period.end, reason=Reason.USER, force=force
-    )
+    try:
+        enqueued = await ctx.queue.enqueue(
+            store.id, period.start, period.end, reason=Reason.USER, force=force
+        )
+    except LimitExceededError as exc:
+        return done(
+            request,
+            url(f"/stores/{store_id}", {**picked.query(), "notice": "limited"}),
+            {"detail": str(exc), "retry_after": exc.retry_after},
+            429,
+        )
     return done(
         request,
         url(f"/stores/{store_id}", {**picked.query(), "notice": "queued"}),
@@ -94,6 +102,8 @@ async def retry(
         again = await ctx.queue.retry(job.id)
     except InvalidStateError as exc:
         return done(request, back, {"detail": str(exc)}, 409)
+    except LimitExceededError as exc:
+        return done(request, back, {"detail": str(exc), "retry_after": exc.retry_after}, 429)
     except InputError as exc:  # a job queued before periods were checked
         return done(request, back, {"detail": str(exc)}, 422)
     return done(request, back, {"job": _job_json(again)})
@@ -160,3 +170,5 @@ async def _retry_recent_failures(ctx: Context, store_id: int) -> None:
             await ctx.queue.retry(job.id)
         except InvalidStateError:
             continue  # a newer job of the same period is already waiting
+        except LimitExceededError:
+            return  # the account's syncs are at their cap: the rest can be retried later

@@ -28,6 +28,8 @@ NOTICES = {
     "saved": "Settings saved.",
     "retried": "The job is queued again.",
     "cancelled": "Cancellation requested.",
+    "limited": "Not queued: this account already has its maximum of syncs waiting or running. "
+    "Try again when some have finished.",
 }
 
 
