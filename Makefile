@@ -11,8 +11,8 @@ test:
 check:
 	scripts/check.sh
 
-# All the benchmarks, then docs/benchmarks.md from their output (15 minutes on a quiet
-# machine, up to 40 on a busy one);
+# All the benchmarks, then docs/benchmarks.md from their output (20 minutes on a quiet
+# machine, up to 45 on a busy one);
 # BENCH_ARGS="--quick" for a smoke run to a scratch directory, "--only scale" for some.
 bench:
 	scripts/setup-venv.sh dev,bench
