@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         "account already running or ahead of it, so accounts with less under way go first "
         "(10: ten minutes of aging at the default). 0 turns fairness off.",
     )
+    max_running_jobs_per_account: int = Field(
+        default=0,
+        ge=0,
+        description="Jobs of one account processing at once; the other slots stay free for "
+        "other accounts' syncs, which then start at once whatever one account floods. "
+        "0: no cap (every slot usable by any account).",
+    )
     max_queued_jobs_per_account: int = Field(
         default=500,
         ge=0,

@@ -24,6 +24,14 @@ aging lifts them; other accounts' users' syncs never wait for it. A larger
 ``account_fairness_points`` trades priority for turns: at 50, a busy account's user sync
 weighs no more than another account's scheduled refresh once two of its jobs run.
 
+**Slots kept for other accounts.** Taking turns orders the waiting jobs, but a job that
+arrives while every slot is busy still waits for one to free: about one sync's duration.
+``max_running_jobs_per_account`` (0: off) caps how many of the global slots one account's jobs
+hold, so the rest stay free for other accounts and their syncs start at once. It is not
+work-conserving: while only one account has work, the slots above its cap stay idle; a
+multi-tenant deployment that promises every tenant a quick start sets it (e.g. the global
+limit minus one or two), a single-tenant one leaves it off.
+
 **The cap.** :func:`under_cap` is a condition for the enqueue's INSERT: the store's account
 has fewer than ``max_queued_jobs_per_account`` users' jobs queued or running. It is checked in
 the same statement as the insert. Scheduled and webhook refreshes are not counted and never
@@ -114,9 +122,10 @@ class AccountTurns:
         return known
 
 
-def fair_order(candidates: Any, points: float) -> Select[Any]:
+def fair_order(candidates: Any, points: float, max_running: int = 0) -> Select[Any]:
     """The ids of ``candidates`` (a subquery with ``id``, ``store_id``, ``effective`` and
-    ``queued_at``, at most one job per store) best first by the fair score above."""
+    ``queued_at``, at most one job per store) best first by the fair score above; with
+    ``max_running``, none that would give its account more than that many jobs running."""
     with_account = (
         select(candidates, STORES.c.account_id)
         .join(STORES, STORES.c.id == candidates.c.store_id)
@@ -144,11 +153,12 @@ def fair_order(candidates: Any, points: float) -> Select[Any]:
     )
     load = func.coalesce(running.c.running, 0) + ranked.c.account_rank - 1
     fair = ranked.c.effective - literal(points) * load
-    return (
+    chosen = (
         select(ranked.c.id)
         .select_from(ranked.outerjoin(running, running.c.account_id == ranked.c.account_id))
         .order_by(fair.desc(), ranked.c.effective.desc(), ranked.c.queued_at, ranked.c.id)
     )
+    return chosen.where(load < max_running) if max_running > 0 else chosen
 
 
 def _users_active(account: Any, cap: int) -> Any:

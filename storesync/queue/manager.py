@@ -525,7 +525,8 @@ class JobQueue:
             .subquery()
         )
         points = self.settings.account_fairness_points
-        if only or not points:
+        per_account = self.settings.max_running_jobs_per_account
+        if only or not (points or per_account):
             best = (
                 select(ranked.c.id)
                 .where(ranked.c.store_rank == 1)
@@ -535,7 +536,7 @@ class JobQueue:
         else:
             # Accounts take turns (see storesync.queue.fairness).
             heads = select(ranked).where(ranked.c.store_rank == 1).subquery()
-            best = fair_order(heads, points).limit(count)
+            best = fair_order(heads, points, per_account).limit(count)
         if self.database.is_postgres:
             # Lock the chosen rows, skipping any that a cancel or retry holds right now.
             return (

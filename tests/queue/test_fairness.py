@@ -282,3 +282,23 @@ async def test_a_flood_of_enqueues_does_not_hold_the_connection_pool(
     finally:
         await database.dispose()
     assert finished.index("quiet") < 10, finished
+
+
+async def test_slots_above_an_accounts_running_cap_stay_free_for_other_accounts(
+    database: Database, settings: Settings, stores: StoreDirectory, clock: FakeClock
+) -> None:
+    queue = queue_with(
+        database, settings, clock, max_concurrent_jobs=4, max_running_jobs_per_account=2
+    )
+    noisy = [await add_store(stores, n, account="noisy") for n in range(1, 6)]
+    quiet = await add_store(stores, 10, account="quiet")
+    await flood(queue, noisy, 2, clock)
+    claimed = await queue.claim("w1", limit=4)
+    assert len(claimed) == 2 and {j.store_id for j in claimed} <= set(noisy)
+    assert await queue.claim("w1", limit=4) == []  # the noisy account is at its cap
+    theirs = await queue.enqueue(quiet, *day(0))
+    [started] = await queue.claim("w1", limit=4)  # a kept slot: at once
+    assert started.id == theirs.job.id
+    await queue.complete(claimed[0].id, "w1")
+    [next_noisy] = await queue.claim("w1", limit=4)  # one of its slots freed: its turn again
+    assert next_noisy.store_id in noisy
