@@ -30,13 +30,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import select
-
+from storesync.queue.reads import job_history
 from storesync.storage.engine import Database
-from storesync.storage.models import JobEvent, SyncJob, table_of
-
-JOBS = table_of(SyncJob)
-EVENTS = table_of(JobEvent)
 
 #: Queue events that end an attempt (the job leaves ``processing``). The queue also writes
 #: "retried" for an attempt that failed and was queued again; a connector writes "retried"
@@ -93,44 +88,9 @@ class Trace:
 
 async def read_trace(database: Database) -> Trace:
     """Read every job and every event of the queue."""
-    async with database.read() as conn:
-        job_rows = await conn.execute(
-            select(
-                JOBS.c.id,
-                JOBS.c.store_id,
-                JOBS.c.period_start,
-                JOBS.c.period_end,
-                JOBS.c.reason,
-                JOBS.c.priority,
-                JOBS.c.status,
-                JOBS.c.queued_at,
-                JOBS.c.completed_at,
-            )
-        )
-        jobs = {
-            int(r.id): JobTrace(
-                int(r.id),
-                int(r.store_id),
-                r.period_start,
-                r.period_end,
-                r.reason,
-                int(r.priority),
-                r.status,
-                r.queued_at,
-                r.completed_at,
-            )
-            for r in job_rows
-        }
-        event_rows = await conn.execute(
-            select(
-                EVENTS.c.id,
-                EVENTS.c.job_id,
-                EVENTS.c.at,
-                EVENTS.c.kind,
-                EVENTS.c.data,  # the queue's lines have none: SQL NULL or JSON null
-            ).order_by(EVENTS.c.id)
-        )
-        events = [Event(int(r.id), int(r.job_id), r.at, r.kind, bool(r.data)) for r in event_rows]
+    facts, lines = await job_history(database)
+    jobs = {job.id: JobTrace(*job) for job in facts}
+    events = [Event(*line) for line in lines]
     for event in events:
         job = jobs[event.job_id]
         if event.kind == "claimed":

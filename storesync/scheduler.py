@@ -20,22 +20,21 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storesync.cache import Cache, CachedPeriod, CacheRow, Freshness
 from storesync.periods import Period, named_period, today_in, zone
-from storesync.queue import JobQueue, JobStatus, Reason
+from storesync.queue import JobQueue, Reason
 from storesync.queue.manager import ENQUEUE_MANY_ROWS
+from storesync.queue.reads import active_periods, periods_failed_since
 from storesync.settings import Settings
 from storesync.storage.engine import Database
-from storesync.storage.models import Lease, SyncJob, table_of
+from storesync.storage.models import Lease, table_of
 from storesync.stores import StoreDirectory
 
 log = logging.getLogger(__name__)
 
 LEASES = table_of(Lease)
-JOBS = table_of(SyncJob)
 LEASE_NAME = "scheduler"
 FAILURE_BACKOFF = timedelta(hours=1)
 
@@ -120,11 +119,11 @@ class Scheduler:
         # Active jobs first, then the cache: a job that completes in between has written its
         # rows by then (completion and cache write are one transaction), so it is seen either
         # as active or as fresh, never as neither (which would queue a needless refresh).
-        active = await self._active_periods()
+        active = await active_periods(self.database)
         rows: dict[tuple[int, Period], dict[str, CacheRow]] = {}
         for row in await self.cache.recent(earliest):
             rows.setdefault((row.store_id, row.period), {})[row.data_type] = row
-        recently_failed = await self._recently_failed(now)
+        recently_failed = await periods_failed_since(self.database, now - FAILURE_BACKOFF)
         due = [
             (store_id, period)
             for store_id, period in wanted
@@ -146,29 +145,3 @@ class Scheduler:
         if queued:
             log.info("scheduler queued %d refresh(es)", queued)
         return queued
-
-    async def _active_periods(self) -> set[tuple[int, Period]]:
-        query = select(JOBS.c.store_id, JOBS.c.period_start, JOBS.c.period_end).where(
-            JOBS.c.status.in_([JobStatus.QUEUED.value, JobStatus.PROCESSING.value])
-        )
-        async with self.database.read() as conn:
-            return {
-                (int(r.store_id), Period(r.period_start, r.period_end))
-                for r in await conn.execute(query)
-            }
-
-    async def _recently_failed(self, now: datetime) -> set[tuple[int, Period]]:
-        query = (
-            select(JOBS.c.store_id, JOBS.c.period_start, JOBS.c.period_end)
-            .where(
-                JOBS.c.status == JobStatus.FAILED.value,
-                JOBS.c.completed_at >= now - FAILURE_BACKOFF,
-            )
-            .group_by(JOBS.c.store_id, JOBS.c.period_start, JOBS.c.period_end)
-            .having(func.count() > 0)
-        )
-        async with self.database.read() as conn:
-            return {
-                (int(r.store_id), Period(r.period_start, r.period_end))
-                for r in await conn.execute(query)
-            }

@@ -70,6 +70,7 @@ from storesync.queue.jobs import (
     Reason,
     RescueReport,
 )
+from storesync.queue.reads import owned_by
 from storesync.queue.sql import instant, seconds_between
 from storesync.queue.transitions import (
     EVENTS,
@@ -82,10 +83,7 @@ from storesync.queue.transitions import (
 )
 from storesync.settings import Settings
 from storesync.storage.engine import Database
-from storesync.storage.models import Store, table_of
 from storesync.storage.types import UTCDateTime, is_storable_id
-
-STORES = table_of(Store)
 
 #: The time of the operation, in the statements built once (see ``Transition``).
 _NOW = bindparam("now", type_=UTCDateTime)
@@ -1035,9 +1033,7 @@ class JobQueue:
         if store_id is not None:
             query = query.where(JOBS.c.store_id == store_id)
         if account_id is not None:
-            query = query.where(
-                JOBS.c.store_id.in_(select(STORES.c.id).where(STORES.c.account_id == account_id))
-            )
+            query = query.where(owned_by(account_id))
         async with self.database.read() as conn:
             rows = (await conn.execute(query.limit(limit).offset(offset))).mappings().all()
         return [Job.from_row(r) for r in rows]

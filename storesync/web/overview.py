@@ -14,21 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 
 from storesync.api.reads import read_periods
 from storesync.cache import CACHE, Freshness
 from storesync.periods import named_period, today_in, zone
 from storesync.queue import JobStatus
+from storesync.queue.reads import stores_job_state
 from storesync.settings import Settings
 from storesync.storage.engine import Database
-from storesync.storage.models import SyncJob, table_of
 from storesync.stores import StoreDirectory, StoreInfo
 from storesync.web.budget import budget_left
-
-JOBS = table_of(SyncJob)
-
-FINISHED = [JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,29 +71,14 @@ async def _store_facts(
     database: Database, ids: list[int]
 ) -> tuple[dict[int, datetime], set[int], dict[int, tuple[str, str | None]]]:
     synced = select(CACHE.c.store_id, func.max(CACHE.c.synced_at)).where(CACHE.c.store_id.in_(ids))
-    busy = select(JOBS.c.store_id).where(
-        JOBS.c.store_id.in_(ids), JOBS.c.status == JobStatus.PROCESSING.value
-    )
-    newest = (
-        select(JOBS.c.store_id, func.max(JOBS.c.completed_at).label("at"))
-        .where(JOBS.c.store_id.in_(ids), JOBS.c.status.in_(FINISHED))
-        .group_by(JOBS.c.store_id)
-        .subquery()
-    )
-    finished = select(JOBS.c.store_id, JOBS.c.status, JOBS.c.error_message).join(
-        newest, and_(newest.c.store_id == JOBS.c.store_id, newest.c.at == JOBS.c.completed_at)
-    )
     async with database.read() as conn:
         last_sync = {
             int(store_id): at
             for store_id, at in await conn.execute(synced.group_by(CACHE.c.store_id))
             if at is not None
         }
-        syncing = {int(r.store_id) for r in await conn.execute(busy)}
-        last_finished = {
-            int(r.store_id): (str(r.status), r.error_message) for r in await conn.execute(finished)
-        }
-    return last_sync, syncing, last_finished
+    jobs = await stores_job_state(database, ids)
+    return last_sync, jobs.syncing, jobs.last_finished
 
 
 async def _all_fresh(database: Database, store: StoreInfo, now: datetime) -> bool:
