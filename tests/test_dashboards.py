@@ -17,9 +17,10 @@ from storesync.dashboards import (
     Dashboards,
 )
 from storesync.errors import LimitExceededError
-from storesync.periods import Period
+from storesync.periods import Period, named_period, today_in, zone
 from storesync.providers.figures import DailySales, KlaviyoFigures, ShopifyFigures
 from storesync.queue import Job, JobQueue, JobStatus, Priority, Reason
+from storesync.scheduler import Scheduler
 from storesync.settings import Settings
 from storesync.storage import Database
 from storesync.stores import StoreDirectory, StoreInfo
@@ -203,6 +204,37 @@ async def test_a_sync_request_or_force_retries_a_failure_at_once(
     await queue.cancel(requested.job.id)
     forced = await dashboards.refresh_now(store, FEB)
     assert forced.id not in (failed.id, requested.job.id) and forced.force
+
+
+async def test_the_scheduler_holds_off_longer_than_a_read(
+    dashboards: Dashboards,
+    database: Database,
+    settings: Settings,
+    queue: JobQueue,
+    stores: StoreDirectory,
+    store: StoreInfo,
+    clock: FakeClock,
+) -> None:
+    """Past the user's hold-off a read retries a failed period; the scheduler, which nobody
+    waits for, still leaves it alone until its own hold-off ends."""
+    today = named_period("today", today_in(zone(store.timezone), clock.now))
+    await queue.enqueue(store.id, today.start, today.end, reason=Reason.USER)
+    [job] = await queue.claim("w1")
+    failed = await queue.fail(
+        job.id, "w1", "the Shopify access token was rejected", retryable=False
+    )
+    clock.advance((USER_FAILURE_HOLD_OFF + timedelta(minutes=1)).total_seconds())
+    ticker = Scheduler(database, settings, queue, stores, holder="s1", clock=clock)
+    await ticker.tick()
+    scheduled = {j.period for j in await jobs_of(queue, store) if j.reason is Reason.SCHEDULE}
+    assert today not in scheduled and len(scheduled) == len(store.refresh_periods) - 1
+    read = await dashboards.read(store, today)
+    assert read.job is not None and read.job.id != failed.id and read.job.reason is Reason.USER
+    await queue.cancel(read.job.id)
+    clock.advance(SCHEDULER_FAILURE_HOLD_OFF.total_seconds())
+    await ticker.tick()
+    scheduled = {j.period for j in await jobs_of(queue, store) if j.reason is Reason.SCHEDULE}
+    assert today in scheduled
 
 
 def test_the_hold_offs_are_defined_once_and_the_scheduler_waits_longer() -> None:
