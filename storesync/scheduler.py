@@ -4,7 +4,8 @@ Every ``scheduler_interval_seconds`` it looks at each store's refresh periods (t
 days, last 30 days by default, in the store's time zone) and queues a low-priority refresh for
 each one whose cache is missing, expired or marked stale: every store's first period, then
 every store's second, and so on. Enqueue de-duplicates, so a period already queued is not
-queued twice. A period whose last sync failed less than an hour ago is left alone, so a store
+queued twice. A period whose last sync failed less than
+:data:`~storesync.dashboards.SCHEDULER_FAILURE_HOLD_OFF` ago (an hour) is left alone, so a store
 with a revoked token is not hammered. Refreshes are queued in batches of one statement each
 (:meth:`JobQueue.enqueue_many`), and the lease is renewed between batches, so that a long tick
 never overlaps another scheduler's.
@@ -23,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storesync.cache import Cache, CachedPeriod, CacheRow, Freshness
+from storesync.dashboards import SCHEDULER_FAILURE_HOLD_OFF
 from storesync.periods import Period, named_period, today_in, zone
 from storesync.queue import JobQueue, Reason
 from storesync.queue.manager import ENQUEUE_MANY_ROWS
@@ -36,7 +38,6 @@ log = logging.getLogger(__name__)
 
 LEASES = table_of(Lease)
 LEASE_NAME = "scheduler"
-FAILURE_BACKOFF = timedelta(hours=1)
 
 
 class Scheduler:
@@ -123,7 +124,9 @@ class Scheduler:
         rows: dict[tuple[int, Period], dict[str, CacheRow]] = {}
         for row in await self.cache.recent(earliest):
             rows.setdefault((row.store_id, row.period), {})[row.data_type] = row
-        recently_failed = await periods_failed_since(self.database, now - FAILURE_BACKOFF)
+        recently_failed = await periods_failed_since(
+            self.database, now - SCHEDULER_FAILURE_HOLD_OFF
+        )
         due = [
             (store_id, period)
             for store_id, period in wanted

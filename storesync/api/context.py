@@ -9,6 +9,7 @@ from typing import Literal
 from storesync.api.auth import TokenAuthority
 from storesync.api.ratelimit import RequestRateLimiter
 from storesync.api.sse import StreamHub
+from storesync.dashboards import Dashboards
 from storesync.metrics import Metrics
 from storesync.queue import JobQueue
 from storesync.settings import Settings
@@ -32,6 +33,11 @@ class ApiContext:
     #: The embedded worker's task, or None when separate worker processes do the work.
     worker_task: asyncio.Task[None] | None = None
     embedded_worker: bool = False
+
+    @property
+    def dashboards(self) -> Dashboards:
+        """The dashboard reads and sync requests (the refresh rules), for the API and the web."""
+        return Dashboards(self.database, self.queue)
 
     @property
     def worker_state(self) -> Literal["running", "stopped", "disabled"]:

@@ -1,5 +1,5 @@
-"""The dashboard's reads: the cache (current and previous period in one SELECT), and the
-latest job of a period (only when the cache cannot answer).
+"""The dashboard's cache read: current and previous period in one SELECT (the period's latest
+job, read only when the cache cannot answer, is :mod:`storesync.dashboards`').
 
 A cache hit is the API's hot path, so it costs one query (after the token and store check);
 the benchmark's bare route runs exactly :func:`read_periods` to show what the framework adds.
@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from storesync.cache import Cache, CachedPeriod
 from storesync.periods import Period
-from storesync.queue.reads import latest_job
 from storesync.storage.engine import Database
-
-__all__ = ["latest_job", "read_periods"]
 
 
 async def read_periods(

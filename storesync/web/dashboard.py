@@ -9,19 +9,15 @@ Klaviyo budget) or failed (with the provider's message).
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from storesync.api.reads import latest_job, read_periods
-from storesync.api.routes.dashboard import FAILURE_HOLD_OFF
-from storesync.cache import KLAVIYO, Freshness, dashboard_json
-from storesync.errors import LimitExceededError
+from storesync.cache import KLAVIYO, Freshness
+from storesync.dashboards import Dashboards
 from storesync.periods import Period
-from storesync.queue import Job, JobQueue, JobStatus, Reason
-from storesync.storage.engine import Database
+from storesync.queue import Job, JobStatus
 from storesync.stores import StoreInfo
 from storesync.web import format as fmt
 from storesync.web.chart import Chart, daily_chart
@@ -84,46 +80,36 @@ class Sorting:
 
 
 async def load_dashboard(
-    database: Database,
-    queue: JobQueue,
+    dashboards: Dashboards,
     store: StoreInfo,
     picked: PickedPeriod,
     sorting: Sorting,
     *,
     refresh_stale: bool = True,
 ) -> DashboardView:
-    """Read the cache for the period (and the previous one), and the period's latest job."""
-    period = picked.period
-    previous = period.previous()
-    cached = await read_periods(database, store.id, [period, previous])
-    now = datetime.now(UTC)
-    freshness = cached[period].freshness(now, needs_klaviyo=store.has_klaviyo)
-    job = await latest_job(database, store.id, period)
-    if freshness is Freshness.STALE and refresh_stale:
-        # At the account's cap of queued syncs the stale figures still show, unrefreshed.
-        with contextlib.suppress(LimitExceededError):
-            job = await refresh(queue, store, period, job, now)
-    document = dashboard_json(
-        store_id=store.id,
-        currency=store.currency,
-        current=cached[period],
-        previous=cached[previous],
-        now=now,
-        needs_klaviyo=store.has_klaviyo,
+    """Read the cache for the period (and the previous one), and the period's latest job.
+
+    Stale figures queue their refresh (see :mod:`storesync.dashboards`; at the account's cap
+    they still show, unrefreshed); nothing cached queues nothing: the page offers Sync.
+    """
+    read = await dashboards.read(
+        store, picked.period, queue_missing=False, refresh_stale=refresh_stale, include_job=True
     )
-    rows = cached[period].rows
+    document = read.document()
+    rows = read.current.rows
     expiries = [r.expires_at for r in rows.values() if r.expires_at is not None]
+    freshness = read.freshness
     view = DashboardView(
         store=store,
         picked=picked,
         currency=document["currency"],
         freshness=freshness,
-        synced_at=cached[period].synced_at,
+        synced_at=read.current.synced_at,
         expires_at=min(expiries) if expiries and freshness is Freshness.FRESH else None,
-        previous_period=previous,
+        previous_period=read.previous.period,
         klaviyo_missing=store.has_klaviyo and KLAVIYO not in rows and bool(rows),
     )
-    view.notices = notices(view, job, now)
+    view.notices = notices(view, read.job, read.now)
     view.kpis = kpis(document)
     if document["shopify"]:
         view.chart = daily_chart(document["shopify"].get("daily") or [], view.currency)
@@ -133,25 +119,6 @@ async def load_dashboard(
         )
         view.flows = message_table(document["klaviyo"]["flows"], view.currency, *sorting.flows)
     return view
-
-
-async def refresh(
-    queue: JobQueue, store: StoreInfo, period: Period, last: Job | None, now: datetime
-) -> Job:
-    """Queue a user-priority refresh, unless the period's last one failed just now (then that
-    failed job is returned: a page left open on a store whose token was revoked must not start
-    a doomed sync, and spend Klaviyo report calls, every time it reloads)."""
-    if last is not None and not last.is_finished:
-        return last
-    if (
-        last is not None
-        and last.status is JobStatus.FAILED
-        and last.completed_at is not None
-        and now - last.completed_at < FAILURE_HOLD_OFF
-    ):
-        return last
-    enqueued = await queue.enqueue(store.id, period.start, period.end, reason=Reason.USER)
-    return enqueued.job
 
 
 def notices(view: DashboardView, job: Job | None, now: datetime) -> list[Notice]:

@@ -9,44 +9,37 @@
   a stale read still answers 200, with no refresh job.
 
 Jobs are de-duplicated by the queue: concurrent requests for one period get the same job.
-When the last refresh of the period failed less than :data:`FAILURE_HOLD_OFF` ago, a read
-queues nothing and points at that failed job instead (its ``error_message`` says why): a
-dashboard polling a store whose token was revoked must not start a doomed sync, and spend two
-of Klaviyo's 225 daily report calls, on every read. ``force=true`` or ``POST …/sync`` retry
-at once.
+The refresh rules (and the hold-off after a failed refresh) are :mod:`storesync.dashboards`':
+this module only answers in HTTP.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from storesync.api.context import ApiContext
 from storesync.api.deps import ContextDep, OwnedStore, PeriodQuery
 from storesync.api.errors import API_ERRORS, NOT_FOUND, Responses
-from storesync.api.reads import latest_job, read_periods
 from storesync.api.schemas import DashboardOut, JobPublic
-from storesync.cache import Freshness, dashboard_json
-from storesync.errors import LimitExceededError
-from storesync.periods import Period
-from storesync.queue import Job, JobStatus, Reason
-from storesync.stores import StoreInfo
+from storesync.cache import Freshness
+from storesync.dashboards import USER_FAILURE_HOLD_OFF
+from storesync.queue import Job
 
 router = APIRouter(prefix="/api", tags=["dashboard"], responses={**API_ERRORS, **NOT_FOUND})
 
-FAILURE_HOLD_OFF = timedelta(minutes=5)
 #: The label of ``storesync_cache_reads`` per outcome.
 READ_OUTCOME = {Freshness.FRESH: "hit", Freshness.STALE: "stale", Freshness.MISSING: "miss"}
 
+HOLD_OFF_MINUTES = int(USER_FAILURE_HOLD_OFF.total_seconds() // 60)
 ACCEPTED: Responses = {
     202: {
         "model": JobPublic,
         "description": "Nothing usable is cached (or force): a refresh job is queued, or the "
         "identical one already waiting is returned. Poll Location or listen on /api/events. "
-        "When the period's last refresh failed less than 5 minutes ago, that failed job is "
+        f"When the period's last refresh failed less than {HOLD_OFF_MINUTES} minutes ago, that "
+        "failed job is "
         "returned and nothing is queued (force=true retries at once).",
         "headers": {
             "Location": {"description": "The job: /api/jobs/{id}", "schema": {"type": "string"}}
@@ -78,44 +71,13 @@ async def dashboard(
         bool, Query(description="Queue a refresh whatever the cache holds (answers 202).")
     ] = False,
 ) -> Any:
+    dashboards = ctx.dashboards
     if force:
         ctx.metrics.cache_reads.labels("forced").inc()
-        enqueued = await ctx.queue.enqueue(
-            store.id, period.start, period.end, reason=Reason.USER, force=True
-        )
-        return accepted(enqueued.job)
-    previous = period.previous()
-    cached = await read_periods(ctx.database, store.id, [period, previous])
-    now = datetime.now(UTC)
-    freshness = cached[period].freshness(now, needs_klaviyo=store.has_klaviyo)
-    ctx.metrics.cache_reads.labels(READ_OUTCOME[freshness]).inc()
-    if freshness is Freshness.MISSING:
-        return accepted(await _refresh(ctx, store, period, now))
-    document = dashboard_json(
-        store_id=store.id,
-        currency=store.currency,
-        current=cached[period],
-        previous=cached[previous],
-        now=now,
-        needs_klaviyo=store.has_klaviyo,
-    )
-    if freshness is Freshness.STALE:
-        try:
-            document["meta"]["refresh_job_id"] = (await _refresh(ctx, store, period, now)).id
-        except LimitExceededError:
-            pass  # the account's syncs are at their cap: the stale figures still answer
-    return document
-
-
-async def _refresh(ctx: ApiContext, store: StoreInfo, period: Period, now: datetime) -> Job:
-    """Queue a user-priority refresh, unless the period's last one failed just now."""
-    last = await latest_job(ctx.database, store.id, period)
-    if (
-        last is not None
-        and last.status is JobStatus.FAILED
-        and last.completed_at is not None
-        and now - last.completed_at < FAILURE_HOLD_OFF
-    ):
-        return last
-    enqueued = await ctx.queue.enqueue(store.id, period.start, period.end, reason=Reason.USER)
-    return enqueued.job
+        return accepted(await dashboards.refresh_now(store, period))
+    read = await dashboards.read(store, period)
+    ctx.metrics.cache_reads.labels(READ_OUTCOME[read.freshness]).inc()
+    if read.freshness is Freshness.MISSING:
+        assert read.job is not None  # a missing read queues a job (or raises at the cap)
+        return accepted(read.job)
+    return read.document()

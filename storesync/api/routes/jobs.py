@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from storesync.api.context import ApiContext
 from storesync.api.deps import ContextDep, CurrentAccount, OwnedJob, OwnedStore, checked_period
 from storesync.api.errors import API_ERRORS, CONFLICT, NOT_FOUND, UNREADABLE, Responses
-from storesync.api.reads import latest_job, read_periods
 from storesync.api.routes.dashboard import ACCEPTED, accepted
 from storesync.api.schemas import MAX_ID, JobDetail, JobEventPublic, JobPage, JobPublic, SyncRequest
-from storesync.cache import Freshness
-from storesync.periods import Period
-from storesync.queue import Job, JobStatus, Reason
-from storesync.stores import StoreInfo
+from storesync.queue import JobStatus
 
 router = APIRouter(prefix="/api", tags=["jobs"], responses={**API_ERRORS, **NOT_FOUND})
 
@@ -43,26 +37,13 @@ async def sync(store: OwnedStore, request: SyncRequest, ctx: ContextDep) -> JSON
     one for a period whose cache is fresh gets the completed job that filled it (``force``
     syncs anyway)."""
     period = checked_period(ctx, request.start, request.end)
-    if not request.force:
-        # A repeated click after the sync finished must not sync again: each sync spends
-        # two of the Klaviyo account's 225 daily report calls.
-        filled = await _job_behind_fresh_cache(ctx, store, period)
-        if filled is not None:
-            return accepted(filled)
-    enqueued = await ctx.queue.enqueue(
-        store.id, period.start, period.end, reason=Reason.USER, force=request.force
+    # The rules (fresh: the completed job behind the cache, unless force) are the service's;
+    # the answer must name a job, so a fresh cache with none on record queues one.
+    requested = await ctx.dashboards.request_sync(
+        store, period, force=request.force, job_required=True
     )
-    return accepted(enqueued.job)
-
-
-async def _job_behind_fresh_cache(ctx: ApiContext, store: StoreInfo, period: Period) -> Job | None:
-    """The period's latest job when it completed and the cache it filled is still fresh."""
-    cached = (await read_periods(ctx.database, store.id, [period]))[period]
-    now = datetime.now(UTC)
-    if cached.freshness(now, needs_klaviyo=store.has_klaviyo) is not Freshness.FRESH:
-        return None
-    last = await latest_job(ctx.database, store.id, period)
-    return last if last is not None and last.status is JobStatus.COMPLETED else None
+    assert requested.job is not None  # job_required
+    return accepted(requested.job)
 
 
 @router.get("/jobs", response_model=JobPage, summary="Jobs of the caller's stores, newest first")

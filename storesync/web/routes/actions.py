@@ -10,11 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request, Response
 
-from storesync.api.reads import read_periods
-from storesync.cache import Freshness
 from storesync.errors import InputError, InvalidStateError, LimitExceededError, NotFoundError
 from storesync.periods import Period
-from storesync.queue import Job, JobStatus, Reason
+from storesync.queue import Job, JobStatus
 from storesync.web.deps import CheckedForm, Context, Posted, State, safe_next
 from storesync.web.picker import pick
 from storesync.web.routes.common import done, not_found, page, url
@@ -54,18 +52,8 @@ async def sync(
         return done(request, url(f"/stores/{store_id}", chosen), {"detail": str(exc)}, 422)
     period: Period = picked.period
     force = posted.get("force") in ("1", "true", "on")
-    if not force:
-        cached = (await read_periods(ctx.database, store.id, [period]))[period]
-        if cached.freshness(datetime.now(UTC), needs_klaviyo=store.has_klaviyo) is Freshness.FRESH:
-            return done(
-                request,
-                url(f"/stores/{store_id}", {**picked.query(), "notice": "fresh"}),
-                {"state": "fresh", "job": None},
-            )
     try:
-        enqueued = await ctx.queue.enqueue(
-            store.id, period.start, period.end, reason=Reason.USER, force=force
-        )
+        requested = await ctx.dashboards.request_sync(store, period, force=force)
     except LimitExceededError as exc:
         return done(
             request,
@@ -73,10 +61,17 @@ async def sync(
             {"detail": str(exc), "retry_after": exc.retry_after},
             429,
         )
+    if requested.fresh:
+        return done(
+            request,
+            url(f"/stores/{store_id}", {**picked.query(), "notice": "fresh"}),
+            {"state": "fresh", "job": None},
+        )
+    assert requested.job is not None  # not fresh: a job was queued or found waiting
     return done(
         request,
         url(f"/stores/{store_id}", {**picked.query(), "notice": "queued"}),
-        {"state": "queued", "created": enqueued.created, "job": _job_json(enqueued.job)},
+        {"state": "queued", "created": requested.created, "job": _job_json(requested.job)},
         202,
     )
 

@@ -85,7 +85,7 @@ async def figures_fragment(
         period, start, end, timezone=store.timezone, max_days=ctx.settings.max_period_days
     )
     sorting = Sorting(checked_sort(csort, cdir), checked_sort(fsort, fdir))
-    view = await load_dashboard(ctx.database, ctx.queue, store, picked, sorting)
+    view = await load_dashboard(ctx.dashboards, store, picked, sorting)
     return partial(
         request,
         state,

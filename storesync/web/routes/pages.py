@@ -88,7 +88,7 @@ async def dashboard_page(
         error = f"{exc}; showing the last 7 days instead."
         picked = pick(None, None, None, timezone=store.timezone, max_days=366)
     sorting = Sorting(checked_sort(csort, cdir), checked_sort(fsort, fdir))
-    view = await load_dashboard(ctx.database, ctx.queue, store, picked, sorting)
+    view = await load_dashboard(ctx.dashboards, store, picked, sorting)
     return await page(
         request,
         state,
