@@ -287,10 +287,10 @@ def aggregate(data: StoreData, query: AggregateQuery) -> tuple[list[str], list[d
     starts = bucket_starts(query.start, query.end, query.interval, query.tz)
     dates = [datetime.fromtimestamp(ts, query.tz).isoformat() for ts in starts]
     width = len(starts)
-    # Per row: counts, cents, and the profiles seen, per bucket.
-    rows: dict[tuple[str, ...], tuple[list[int], list[int], list[set[int]]]] = {}
+    # Per row: counts and cents per bucket, and the (bucket, profile) pairs seen.
+    rows: dict[tuple[str, ...], tuple[list[int], list[int], set[tuple[int, int]]]] = {}
     if not query.by:
-        rows[()] = ([0] * width, [0] * width, [set() for _ in range(width)])
+        rows[()] = ([0] * width, [0] * width, set())
     o = data.orders
     dimensions_of = functools.lru_cache(maxsize=None)(functools.partial(_event_dimensions, data))
     if query.metric_id == data.klaviyo.placed_order_metric:
@@ -302,18 +302,21 @@ def aggregate(data: StoreData, query: AggregateQuery) -> tuple[list[str], list[d
                 continue
             key = tuple(values[name] for name in query.by)
             if key not in rows:
-                rows[key] = ([0] * width, [0] * width, [set() for _ in range(width)])
+                rows[key] = ([0] * width, [0] * width, set())
             count, cents, profiles = rows[key]
             slot = bisect_right(starts, o.created[i]) - 1
             count[slot] += 1
             cents[slot] += o.gross[i] - o.discount[i] + o.shipping[i] + o.tax[i]
-            profiles[slot].add(o.customer[i] or -1 - i)  # a guest order is its own profile
+            profiles.add((slot, o.customer[i] or -1 - i))  # a guest order is its own profile
     table: list[tuple[tuple[str, ...], dict[str, list[Any]]]] = []
     for key, (count, cents, profiles) in rows.items():
+        unique = [0] * width
+        for slot, _ in profiles:
+            unique[slot] += 1
         figures: dict[str, list[Any]] = {
             "count": count,
             "sum_value": [c / 100 for c in cents],  # correctly rounded: exact to the cent
-            "unique": [len(p) for p in profiles],
+            "unique": unique,
         }
         table.append((key, {name: figures[name] for name in query.measurements}))
     table.sort(key=itemgetter(0))

@@ -127,6 +127,19 @@ async def test_by_flow_and_channel_and_totals_agree(
         for d in AROUND_DST.dates()
     ]
     assert totals[0]["measurements"]["count"] == orders_per_day  # every order is an event
+    profiles_per_day = [
+        len(
+            {
+                data.orders.customer[i] or -1 - i  # a guest order is its own profile
+                for i in range(
+                    *data.created_range(data.midnight(d), data.midnight(d + timedelta(1)))
+                )
+                if not data.is_test(i)
+            }
+        )
+        for d in AROUND_DST.dates()
+    ]
+    assert totals[0]["measurements"]["unique"] == profiles_per_day
     _, by_channel = await every_row(
         client, ny, body(metric, AROUND_DST, by=["$attributed_channel"])
     )
