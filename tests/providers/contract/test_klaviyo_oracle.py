@@ -14,10 +14,12 @@ import copy
 import re
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import ValidationError
 
-from storesync.simulator.klaviyo import QUERY_PARAMETERS
+from storesync.simulator import Simulator
+from storesync.simulator.klaviyo import QUERY_PARAMETERS, REVISION
 from storesync.simulator.klaviyo_aggregates import BODY_KEYS as AGGREGATE_KEYS
 from storesync.simulator.klaviyo_aggregates import DIMENSIONS, INTERVALS, MEASUREMENTS
 from storesync.simulator.klaviyo_reports import BODY_KEYS
@@ -27,6 +29,7 @@ from storesync.simulator.klaviyo_resources import (
     METRIC_OPERATORS,
 )
 
+from ..helpers import NY, STORES, sim_config
 from .klaviyo_oracle import SDK_REVISION, check_request, filter_conditions, find
 
 REPORT: dict[str, Any] = {
@@ -238,3 +241,42 @@ def _refusal(model: Any, change: dict[str, Any]) -> str:
     except ValidationError as error:
         return str(error)
     raise AssertionError("accepted")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        AGGREGATES,
+        aggregates(by=["$attributed_flow", "Subject"], interval="hour", sort="-count"),
+        aggregates(group_by=["$flow"]),
+        aggregates(measurements=["revenue"]),
+        aggregates(interval="year"),
+        aggregates(by=["$campaign"]),
+        aggregates(sort="revenue"),
+        aggregates(page_size="many"),
+    ],
+    ids=["sample", "hourly", "extra", "measurement", "interval", "by", "sort", "page-size"],
+)
+async def test_the_simulator_and_the_checker_agree_on_metric_aggregates(
+    simulator: Simulator, body: dict[str, Any]
+) -> None:
+    """A body the revision defines is answered; one it does not is refused by both."""
+    simulator.configure(sim_config().to_json())
+    simulator.reset()
+    store = next(s for s in STORES if s.shop_domain == NY)
+    body = copy.deepcopy(body)
+    body["data"]["attributes"]["metric_id"] = (
+        await simulator.load(store)
+    ).klaviyo.placed_order_metric
+    headers = {
+        "Authorization": f"Klaviyo-API-Key {store.klaviyo_private_key}",
+        "revision": REVISION,
+    }
+    transport = httpx.ASGITransport(app=simulator.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
+        answer = await client.post("/api/metric-aggregates", json=body, headers=headers)
+    (record,) = simulator.requests.records(provider="klaviyo")
+    problems = check_request(
+        record.method, record.path, record.query, revision=record.revision, body=record.body
+    )
+    assert (answer.status_code == 200) == (problems == []), (answer.text, problems)
