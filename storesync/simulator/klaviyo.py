@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from storesync.simulator.audit import klaviyo_group
 from storesync.simulator.config import SimStore
 from storesync.simulator.data import StoreData
 from storesync.simulator.klaviyo_aggregates import aggregate, parse_query
@@ -104,11 +105,6 @@ _SCOPE = {
     "campaign-values-reports": "campaigns:read",
     "flow-values-reports": "flows:read",
     "metric-aggregates": "metrics:read",
-}
-_GROUP = {
-    "campaign-values-reports": "reports",
-    "flow-values-reports": "reports",
-    "metric-aggregates": "metric_aggregates",
 }
 
 
@@ -220,7 +216,7 @@ class KlaviyoEndpoints:
             if name not in QUERY_PARAMETERS[endpoint]:
                 detail = f"'{name}' is not a valid query parameter for this endpoint."
                 return invalid(detail, {"parameter": name})
-        group = _GROUP.get(endpoint, endpoint)
+        group = klaviyo_group(endpoint)
         decision = self.sim.windows.hit(
             store.klaviyo_account_id,
             group,

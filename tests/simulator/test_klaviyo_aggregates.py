@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from storesync.periods import Period
 from storesync.simulator import SimStore, Simulator
+from storesync.simulator.audit import audit_limits
 from storesync.simulator.oracle import attributed_daily
 
 from .conftest import HISTORY_END
@@ -307,7 +308,7 @@ async def test_bad_json_scope_and_query_parameter(
 async def test_burst_and_steady_limits_per_account(
     client: httpx.AsyncClient, sim: Simulator, ny: SimStore, lisbon: SimStore, clock: FakeClock
 ) -> None:
-    sim.configure({"klaviyo_limits": {"metric_aggregates": {"burst": 3, "steady": 60}}})
+    sim.configure({"klaviyo_limits": {"aggregates": {"burst": 3, "steady": 60}}})
     metric = await placed_order_metric(client, ny)
     request = body(metric, Period(date(2025, 10, 1), date(2025, 10, 1)))
     clock.now = math.floor(clock.now / 60) * 60 + 1
@@ -333,3 +334,21 @@ async def test_burst_and_steady_limits_per_account(
     refused = await client.post(PATH, json=request, headers=klaviyo_headers(ny))
     assert refused.status_code == 429 and refused.json()["errors"][0]["code"] == "throttled"
     assert int(refused.headers["Retry-After"]) >= 1
+
+
+async def test_the_limit_audit_replays_aggregates_calls(
+    client: httpx.AsyncClient, sim: Simulator, ny: SimStore, clock: FakeClock
+) -> None:
+    """Four calls answered in one second break the 3/s burst the audit replays them against
+    (before the group was named for the audit, it counted them as unlimited)."""
+    metric = await placed_order_metric(client, ny)
+    request = body(metric, Period(date(2025, 10, 1), date(2025, 10, 1)))
+    clock.now = math.floor(clock.now) + 0.1
+    for _ in range(4):
+        assert (await client.post(PATH, json=request, headers=klaviyo_headers(ny))).is_success
+    records = sim.requests.records(provider="klaviyo")
+    assert audit_limits(records, sim.config).held  # the test's own limits are lifted
+    limited = sim.config.patched({"klaviyo_limits": {"aggregates": {"burst": 3, "steady": 60}}})
+    audit = audit_limits(records, limited)
+    assert not audit.held
+    assert any("aggregates" in line and "limit 3" in line for line in audit.over_limit)
