@@ -192,7 +192,7 @@ def parse_query(body: Any, data: StoreData) -> AggregateQuery:
                 f"{_ATTRS}/measurements/{n}",
             )
     interval = attrs.get("interval", "day")
-    if interval not in INTERVALS:
+    if not isinstance(interval, str) or interval not in INTERVALS:
         raise ReportError(
             f"'{interval}' is not a valid interval; use hour, day, week or month.",
             f"{_ATTRS}/interval",
@@ -225,7 +225,9 @@ def parse_query(body: Any, data: StoreData) -> AggregateQuery:
         )
     cursor = attrs.get("page_cursor")
     try:
-        offset = decode_page(cursor if isinstance(cursor, str) else None)
+        if cursor is not None and not isinstance(cursor, str):
+            raise ReportError("The page cursor is invalid.")
+        offset = decode_page(cursor)
     except ReportError:
         raise ReportError("The page cursor is invalid.", f"{_ATTRS}/page_cursor") from None
     return AggregateQuery(

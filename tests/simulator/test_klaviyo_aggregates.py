@@ -352,3 +352,36 @@ async def test_the_limit_audit_replays_aggregates_calls(
     audit = audit_limits(records, limited)
     assert not audit.held
     assert any("aggregates" in line and "limit 3" in line for line in audit.over_limit)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    key=st.sampled_from(
+        ["metric_id", "measurements", "interval", "by", "filter", "timezone", "page_size",
+         "page_cursor", "sort", "return_fields"]
+    ),
+    value=JSON,
+)  # fmt: skip
+async def test_any_value_of_any_attribute_is_answered_or_refused(
+    client: httpx.AsyncClient, ny: SimStore, key: str, value: Any
+) -> None:
+    request = body(ny.klaviyo_account_id, AROUND_DST)
+    request["data"]["attributes"]["metric_id"] = (
+        await client.get("/api/metrics", headers=klaviyo_headers(ny))
+    ).json()["data"][0]["id"]
+    request["data"]["attributes"][key] = value
+    response = await client.post(PATH, json=request, headers=klaviyo_headers(ny))
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        assert response.json()["errors"][0]["source"]["pointer"].startswith(f"{A}/{key}")
