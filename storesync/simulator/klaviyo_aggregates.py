@@ -26,7 +26,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
@@ -76,6 +76,7 @@ MAX_RANGE = timedelta(days=366, hours=2)  # a year, with room for a DST hour
 _UNSUPPORTED_ZONES = frozenset({"Factory", "Europe/Kyiv", "Pacific/Kanton"})
 _BOUND = re.compile(r"^\s*([a-z-]+)\(\s*datetime\s*,\s*['\"]?([^'\")]+?)['\"]?\s*\)\s*$")
 _ATTRS = "/data/attributes"
+_EARLIEST, _LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,8 @@ def _instant(text: str, tz: ZoneInfo, pointer: str) -> int:
         raise ReportError(f"'{text}' is not a valid ISO 8601 datetime.", pointer) from None
     if moment.tzinfo is None:  # a datetime without an offset is in the query's time zone
         moment = moment.replace(tzinfo=tz)
+    if not _EARLIEST <= moment <= _LATEST:  # local times near year 1 or 9999 cannot be shown
+        raise ReportError(f"'{text}' is out of range (1970 to 2100).", pointer)
     return int(moment.timestamp())
 
 

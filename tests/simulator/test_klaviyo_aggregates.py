@@ -258,6 +258,11 @@ BOUNDS = ["greater-or-equal(datetime,2025-10-01T00:00:00)", "less-than(datetime,
         (attrs(filter=[BOUNDS[0], "less-than(datetime,soon)"]), f"{A}/filter/1", "ISO 8601"),
         (attrs(filter=[BOUNDS[0], "less-than(datetime,2025-09-01)"]), f"{A}/filter", "after"),
         (
+            attrs(filter=["greater-or-equal(datetime,0001-01-01T00:00:00+14:00)", BOUNDS[1]]),
+            f"{A}/filter/0",
+            "out of range",
+        ),
+        (
             attrs(filter=["greater-or-equal(datetime,2024-01-01)", BOUNDS[1]]),
             f"{A}/filter",
             "1 year",
