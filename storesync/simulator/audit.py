@@ -34,15 +34,20 @@ from typing import Any
 from storesync.simulator.config import SimStore, SimulatorConfig, WindowLimit
 from storesync.simulator.requestlog import RequestRecord
 
-#: Klaviyo's two report endpoints share one group (see ``klaviyo.py``); other endpoints are
-#: their own group.
-_REPORTS = frozenset({"campaign-values-reports", "flow-values-reports"})
+#: Klaviyo's two report endpoints share one group, metric aggregates is ``aggregates`` (a limit
+#: group must be a field name of :class:`KlaviyoLimits`); other endpoints are their own group.
+_GROUPS = {
+    "campaign-values-reports": "reports",
+    "flow-values-reports": "reports",
+    "metric-aggregates": "aggregates",
+}
 _WINDOWS = (("burst", 1.0), ("steady", 60.0), ("daily", 86_400.0))
 
 
 def klaviyo_group(endpoint: str) -> str:
-    """The rate-limit group of a Klaviyo endpoint as the simulator names it."""
-    return "reports" if endpoint in _REPORTS else endpoint
+    """The rate-limit group of a Klaviyo endpoint as the simulator names it (``klaviyo.py``
+    limits requests by it, and the audit replays them by it)."""
+    return _GROUPS.get(endpoint, endpoint)
 
 
 def records_of(rows: Iterable[dict[str, Any]]) -> list[RequestRecord]:

@@ -164,6 +164,7 @@ class KlaviyoLimits:
     """Per-account limits of each endpoint group (the numbers from Klaviyo's docs).
 
     ``reports`` covers both values-report endpoints: one daily budget per account.
+    ``aggregates`` is Query Metric Aggregates (no daily cap), named as storesync's pacing names it.
     """
 
     reports: WindowLimit = field(default_factory=lambda: WindowLimit(1, 2, 225))
@@ -171,6 +172,7 @@ class KlaviyoLimits:
     campaigns: WindowLimit = field(default_factory=lambda: WindowLimit(10, 150))
     flows: WindowLimit = field(default_factory=lambda: WindowLimit(3, 60))
     accounts: WindowLimit = field(default_factory=lambda: WindowLimit(1, 15))
+    aggregates: WindowLimit = field(default_factory=lambda: WindowLimit(3, 60))
 
     def group(self, name: str) -> WindowLimit:
         limit: WindowLimit = getattr(self, name)

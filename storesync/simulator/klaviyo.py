@@ -1,4 +1,5 @@
-"""Klaviyo's REST endpoints: accounts, metrics, campaigns, flows and the values reports.
+"""Klaviyo's REST endpoints: accounts, metrics, campaigns, flows, the values reports and
+metric aggregates.
 
 The simulator speaks one revision, :data:`REVISION` (the one storesync pins; the official
 SDK's release of it checks the simulator in ``tests/providers/contract``). Every request
@@ -26,8 +27,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from storesync.simulator.audit import klaviyo_group
 from storesync.simulator.config import SimStore
 from storesync.simulator.data import StoreData
+from storesync.simulator.klaviyo_aggregates import aggregate, parse_query
 from storesync.simulator.klaviyo_filters import FilterError, compile_filter
 from storesync.simulator.klaviyo_reports import (
     ReportError,
@@ -92,6 +95,7 @@ QUERY_PARAMETERS = {
     ),
     "campaign-values-reports": frozenset({"fields[campaign-values-report]", "page_cursor"}),
     "flow-values-reports": frozenset({"fields[flow-values-report]", "page_cursor"}),
+    "metric-aggregates": frozenset({"fields[metric-aggregate]"}),
 }
 _SCOPE = {
     "accounts": "accounts:read",
@@ -100,8 +104,8 @@ _SCOPE = {
     "flows": "flows:read",
     "campaign-values-reports": "campaigns:read",
     "flow-values-reports": "flows:read",
+    "metric-aggregates": "metrics:read",
 }
-_GROUP = {"campaign-values-reports": "reports", "flow-values-reports": "reports"}
 
 
 def jsonapi(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -146,6 +150,7 @@ class KlaviyoEndpoints:
             ("flows", self.flows, "GET"),
             ("campaign-values-reports", self.campaign_report, "POST"),
             ("flow-values-reports", self.flow_report, "POST"),
+            ("metric-aggregates", self.metric_aggregates, "POST"),
         ]
         routes = []
         for name, handler, method in table:
@@ -211,7 +216,7 @@ class KlaviyoEndpoints:
             if name not in QUERY_PARAMETERS[endpoint]:
                 detail = f"'{name}' is not a valid query parameter for this endpoint."
                 return invalid(detail, {"parameter": name})
-        group = _GROUP.get(endpoint, endpoint)
+        group = klaviyo_group(endpoint)
         decision = self.sim.windows.hit(
             store.klaviyo_account_id,
             group,
@@ -339,5 +344,36 @@ class KlaviyoEndpoints:
                 "relationships": {f"{kind}s": {"data": [{"type": kind, "id": i} for i in ids]}},
             },
             "links": {"self": str(request.url), "next": next_url if more else None},
+        }
+        return jsonapi(payload, headers=headers)
+
+    async def metric_aggregates(self, request: Request) -> Response:
+        """Query Metric Aggregates; the next page's cursor goes back in the body's
+        ``page_cursor`` (``links.next`` carries it as a ``page_cursor`` parameter)."""
+        gate = await self._gate(request, "metric-aggregates")
+        if isinstance(gate, Response):
+            return gate
+        store, headers = gate
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return invalid("The request body is not valid JSON.", {"pointer": "/data"})
+        current_record(request.scope).body = body
+        data = await self.sim.load(store)
+        try:
+            query = parse_query(body, data)
+        except ReportError as err:
+            return invalid(err.detail, {"pointer": err.pointer})
+        dates, rows = aggregate(data, query)
+        end = query.offset + query.page_size
+        next_url = str(request.url.include_query_params(page_cursor=encode_page(end)))
+        payload = {
+            "data": {
+                "type": "metric-aggregate",
+                "id": str(uuid.uuid4()),
+                "attributes": {"dates": dates, "data": rows[query.offset : end]},
+                "links": {"self": str(request.url)},
+            },
+            "links": {"self": str(request.url), "next": next_url if end < len(rows) else None},
         }
         return jsonapi(payload, headers=headers)

@@ -3,13 +3,15 @@
 The definitions are those of :mod:`storesync.providers.figures`; tests compare the
 connectors' output with these values exactly. Period bounds are the exact UTC instants of the
 period's local midnights (:meth:`~storesync.periods.Period.utc_bounds`), half-open; Klaviyo's
-timeframe is the same instants.
+timeframe is the same instants. :func:`attributed_daily` gives the attributed conversions per
+local day of the order, the figures of Query Metric Aggregates.
 """
 
 from __future__ import annotations
 
 import functools
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import Decimal
 
 from storesync.periods import Period
@@ -134,4 +136,48 @@ def _combine(
         kinds = channels[owner]
         channel = kinds.pop() if len(kinds) == 1 else "mixed"
         out.append(MessageStats(owner, names[owner], channel, r, d, o, c, conv, cents(value), u))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class AttributedDay:
+    """Placed Order conversions attributed to one message on one local day of the order.
+
+    Dated by the conversion (the order's creation in the store's time zone), as Query Metric
+    Aggregates dates them, not by the message's send date as the values reports do.
+    """
+
+    day: date
+    kind: str  # "campaign" | "flow"
+    owner: str  # the campaign or flow id
+    message: str
+    channel: str
+    conversions: int
+    revenue: Decimal
+
+
+def attributed_daily(store: SimStore | StoreData, period: Period) -> tuple[AttributedDay, ...]:
+    """Every (day, message) of the period with attributed conversions, by day then message."""
+    data = _data(store)
+    k = data.klaviyo
+    campaigns = {c.id for c in k.campaigns}
+    out = []
+    for day in period.dates():
+        start, end = data.midnight(day), data.midnight(day + _ONE_DAY)
+        for message in sorted(k.messages, key=lambda m: m.id):
+            stats = message.window(start, end)
+            if stats is None or not stats.conversions:
+                continue
+            kind = "campaign" if message.owner in campaigns else "flow"
+            out.append(
+                AttributedDay(
+                    day,
+                    kind,
+                    message.owner,
+                    message.id,
+                    message.channel,
+                    stats.conversions,
+                    cents(stats.conversion_cents),
+                )
+            )
     return tuple(out)

@@ -77,6 +77,7 @@ FAST_KLAVIYO = KlaviyoLimits(
     campaigns=WindowLimit(100, 6000),
     flows=WindowLimit(100, 6000),
     accounts=WindowLimit(100, 6000),
+    aggregates=WindowLimit(100, 6000),
 )
 CLIENT_LIMITS = KlaviyoRateLimits(
     reports=Window(500, 30000),

@@ -42,7 +42,7 @@ def clock() -> FakeClock:
 
 def roomy_config() -> SimulatorConfig:
     """Limits out of the way; tests about limits set their own."""
-    unlimited = KlaviyoLimits(*(WindowLimit() for _ in range(5)))
+    unlimited = KlaviyoLimits(*(WindowLimit() for _ in range(6)))
     return SimulatorConfig(
         stores=small_stores(),
         bucket_size=1_000_000,

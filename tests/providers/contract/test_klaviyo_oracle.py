@@ -11,11 +11,17 @@ the SDK, so that the simulator cannot drift from the revision either.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
+import httpx
 import pytest
+from pydantic import ValidationError
 
-from storesync.simulator.klaviyo import QUERY_PARAMETERS
+from storesync.simulator import Simulator
+from storesync.simulator.klaviyo import QUERY_PARAMETERS, REVISION
+from storesync.simulator.klaviyo_aggregates import BODY_KEYS as AGGREGATE_KEYS
+from storesync.simulator.klaviyo_aggregates import DIMENSIONS, INTERVALS, MEASUREMENTS
 from storesync.simulator.klaviyo_reports import BODY_KEYS
 from storesync.simulator.klaviyo_resources import (
     CAMPAIGN_OPERATORS,
@@ -23,6 +29,7 @@ from storesync.simulator.klaviyo_resources import (
     METRIC_OPERATORS,
 )
 
+from ..helpers import NY, STORES, sim_config
 from .klaviyo_oracle import SDK_REVISION, check_request, filter_conditions, find
 
 REPORT: dict[str, Any] = {
@@ -43,6 +50,25 @@ PATHS = {
     "flows": ("GET", "/api/flows"),
     "campaign-values-reports": ("POST", "/api/campaign-values-reports"),
     "flow-values-reports": ("POST", "/api/flow-values-reports"),
+    "metric-aggregates": ("POST", "/api/metric-aggregates"),
+}
+AGGREGATES: dict[str, Any] = {
+    "data": {
+        "type": "metric-aggregate",
+        "attributes": {
+            "metric_id": "RESQ6t",
+            "measurements": ["count", "sum_value"],
+            "interval": "day",
+            "by": ["$attributed_message"],
+            "filter": [
+                "greater-or-equal(datetime,2025-07-01T00:00:00)",
+                "less-than(datetime,2025-08-01T00:00:00)",
+            ],
+            "timezone": "America/New_York",
+            "page_size": 500,
+            "page_cursor": "b2Zmc2V0OjUwMA==",
+        },
+    }
 }
 
 
@@ -153,3 +179,104 @@ def test_the_simulator_reads_the_sdks_report_body_keys(endpoint: str) -> None:
         if pointer:
             model = model.model_fields[pointer.rsplit("/", 1)[-1]].annotation  # type: ignore[assignment]
         assert set(keys) == set(model.model_fields), pointer
+
+
+def aggregates(**attributes: Any) -> dict[str, Any]:
+    body = copy.deepcopy(AGGREGATES)
+    body["data"]["attributes"].update(attributes)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        (AGGREGATES, None),
+        (aggregates(group_by=["$flow"]), "body key /data/attributes/group_by is not defined"),
+        (aggregates(measurements=["revenue"]), "body /data/attributes/measurements"),
+        (aggregates(interval="year"), "body /data/attributes/interval"),
+        (aggregates(by=["$campaign"]), "body /data/attributes/by"),
+        (aggregates(sort="revenue"), "body /data/attributes/sort"),
+        (aggregates(filter="less-than(datetime,2025-08-01)"), "body /data/attributes/filter"),
+    ],
+    ids=["sample", "extra", "measurement", "interval", "by", "sort", "filter-not-a-list"],
+)
+def test_metric_aggregates_bodies(body: dict[str, Any], complaint: str | None) -> None:
+    path = "/api/metric-aggregates"
+    problems = check_request("POST", path, revision=SDK_REVISION, body=body)
+    if complaint is None:
+        assert problems == []
+    else:
+        assert any(complaint in p for p in problems), problems
+
+
+def test_the_simulator_reads_the_sdks_metric_aggregate_body() -> None:
+    operation = find(*PATHS["metric-aggregates"])
+    assert operation is not None and operation.body is not None
+    model = operation.body
+    for pointer, keys in AGGREGATE_KEYS.items():
+        if pointer:
+            model = model.model_fields[pointer.rsplit("/", 1)[-1]].annotation  # type: ignore[assignment]
+        assert set(keys) == set(model.model_fields), pointer
+    # Every measurement, interval, dimension and sort the simulator takes, the revision takes,
+    # and a name outside them the revision refuses too (so the lists are the revision's).
+    attributes: Any = model
+    base = AGGREGATES["data"]["attributes"]
+    for name in DIMENSIONS:
+        attributes.model_validate(base | {"by": [name], "sort": f"-{name}"})
+    for name in MEASUREMENTS:
+        attributes.model_validate(base | {"measurements": [name], "sort": name})
+    for name in INTERVALS:
+        attributes.model_validate(base | {"interval": name})
+    for wrong in ({"by": ["$campaign"]}, {"measurements": ["sum"]}, {"interval": "year"}):
+        with pytest.raises(ValidationError):
+            attributes.model_validate(base | wrong)
+    enum = re.search(r"one of \(([^)]*)\)", _refusal(attributes, {"by": ["?"]}))
+    assert enum is not None
+    assert set(re.findall(r"'([^']+)'", enum.group(1))) == DIMENSIONS
+
+
+def _refusal(model: Any, change: dict[str, Any]) -> str:
+    try:
+        model.model_validate(AGGREGATES["data"]["attributes"] | change)
+    except ValidationError as error:
+        return str(error)
+    raise AssertionError("accepted")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        AGGREGATES,
+        aggregates(by=["$attributed_flow", "Subject"], interval="hour", sort="-count"),
+        aggregates(group_by=["$flow"]),
+        aggregates(measurements=["revenue"]),
+        aggregates(interval="year"),
+        aggregates(by=["$campaign"]),
+        aggregates(sort="revenue"),
+        aggregates(page_size="many"),
+    ],
+    ids=["sample", "hourly", "extra", "measurement", "interval", "by", "sort", "page-size"],
+)
+async def test_the_simulator_and_the_checker_agree_on_metric_aggregates(
+    simulator: Simulator, body: dict[str, Any]
+) -> None:
+    """A body the revision defines is answered; one it does not is refused by both."""
+    simulator.configure(sim_config().to_json())
+    simulator.reset()
+    store = next(s for s in STORES if s.shop_domain == NY)
+    body = copy.deepcopy(body)
+    body["data"]["attributes"]["metric_id"] = (
+        await simulator.load(store)
+    ).klaviyo.placed_order_metric
+    headers = {
+        "Authorization": f"Klaviyo-API-Key {store.klaviyo_private_key}",
+        "revision": REVISION,
+    }
+    transport = httpx.ASGITransport(app=simulator.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
+        answer = await client.post("/api/metric-aggregates", json=body, headers=headers)
+    (record,) = simulator.requests.records(provider="klaviyo")
+    problems = check_request(
+        record.method, record.path, record.query, revision=record.revision, body=record.body
+    )
+    assert (answer.status_code == 200) == (problems == []), (answer.text, problems)
