@@ -132,6 +132,14 @@ class Dashboards:
         job = None
         if include_job or wants_refresh:
             job = await self.latest_job(store.id, period)
+        if wants_refresh and completed_since(job, cached[period]):
+            # The job completed after the cache was read, and its figures were committed with
+            # it: read them rather than sync the period a second time.
+            cached = await self.cache.get_many(store.id, [period, previous])
+            freshness = cached[period].freshness(now, needs_klaviyo=store.has_klaviyo)
+            wants_refresh = (freshness is Freshness.STALE and refresh_stale) or (
+                freshness is Freshness.MISSING and queue_missing
+            )
         limited = False
         if wants_refresh:
             try:
@@ -166,7 +174,13 @@ class Dashboards:
         """
         if not force:
             cached = await self.cache.get(store.id, period)
-            if cached.freshness(self.clock(), needs_klaviyo=store.has_klaviyo) is Freshness.FRESH:
+            fresh = cached.freshness(self.clock(), needs_klaviyo=store.has_klaviyo)
+            if fresh is not Freshness.FRESH:
+                last = await self.latest_job(store.id, period)
+                if completed_since(last, cached):  # see read(): its figures are there now
+                    cached = await self.cache.get(store.id, period)
+                    fresh = cached.freshness(self.clock(), needs_klaviyo=store.has_klaviyo)
+            if fresh is Freshness.FRESH:
                 last = await self.latest_job(store.id, period)
                 filled = last if last is not None and last.status is JobStatus.COMPLETED else None
                 if filled is not None or not job_required:
@@ -200,6 +214,16 @@ class Dashboards:
             return last
         enqueued = await self.queue.enqueue(store.id, period.start, period.end, reason=Reason.USER)
         return enqueued.job
+
+
+def completed_since(job: Job | None, cached: CachedPeriod) -> bool:
+    """Whether ``job`` completed after ``cached`` was filled (or while nothing was cached): a
+    read of the cache that raced with the job's completion, to be read again."""
+    if job is None or job.status is not JobStatus.COMPLETED or job.completed_at is None:
+        return False
+    if any(row.job_id == job.id for row in cached.rows.values()):
+        return False  # its figures are what was read
+    return cached.synced_at is None or job.completed_at > cached.synced_at
 
 
 def held_off(last: Job, now: datetime, hold_off: timedelta = USER_FAILURE_HOLD_OFF) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -71,6 +72,22 @@ async def fill(
             expires=expires,
             job_id=job_id,
         )
+
+
+PAYLOADS = {
+    SHOPIFY: ShopifyFigures(
+        currency="EUR",
+        orders=1,
+        total_sales=Decimal("10.00"),
+        gross_sales=Decimal("10.00"),
+        discounts=Decimal("0.00"),
+        refunds=Decimal("0.00"),
+        new_customers=1,
+        returning_customers=0,
+        daily=(DailySales(FEB.start, 1, Decimal("10.00")),),
+    ).to_json(),
+    KLAVIYO: KlaviyoFigures().to_json(),
+}
 
 
 async def fill_fresh(database: Database, store: StoreInfo, clock: FakeClock) -> None:
@@ -316,3 +333,43 @@ async def test_at_the_accounts_cap(
     waiting = await dashboards.request_sync(store, other)
     assert waiting.job is not None and not waiting.created
     assert len(await jobs_of(capped, store)) == 1
+
+
+async def test_a_read_that_raced_a_completion_reads_again_rather_than_syncing_twice(
+    dashboards: Dashboards, database: Database, queue: JobQueue, store: StoreInfo, clock: FakeClock
+) -> None:
+    """The cache is read (nothing there), then the period's job completes with its figures,
+    then the read looks for the period's latest job: it finds the completed one and must read
+    the cache again, not queue the period a second time (the request-burst drill saw it)."""
+    first = await dashboards.read(store, FEB)  # nothing cached: a job is queued
+    assert first.job is not None
+    [claimed] = await queue.claim("w1")
+    read_cache = dashboards.cache.get_many
+    raced = False
+
+    async def read_then_complete(store_id: int, periods: list[Period]) -> Any:
+        nonlocal raced
+        answer = await read_cache(store_id, periods)
+        if not raced:  # the job completes just after this read
+            raced = True
+            clock.advance(1)
+
+            async def figures(conn: Any) -> None:
+                await write_rows(
+                    conn,
+                    database.dialect,
+                    store_id=store.id,
+                    period=FEB,
+                    payloads=PAYLOADS,
+                    synced_at=clock.now,
+                    expires=clock.now + timedelta(hours=1),
+                    job_id=claimed.id,
+                )
+
+            await queue.complete(claimed.id, "w1", figures)
+        return answer
+
+    dashboards.cache.get_many = read_then_complete  # type: ignore[method-assign]
+    again = await dashboards.read(store, FEB)
+    assert again.freshness is Freshness.FRESH
+    assert [j.id for j in await jobs_of(queue, store)] == [claimed.id]
