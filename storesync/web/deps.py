@@ -19,7 +19,7 @@ from fastapi import Depends, HTTPException, Request
 from starlette.datastructures import FormData
 
 from storesync.accounts import AccountRef
-from storesync.api.context import ApiContext
+from storesync.serving.context import AppContext
 from storesync.web.render import Renderer
 from storesync.web.session import COOKIE, Session, SessionSigner
 from storesync.web.signin import account_of_session
@@ -52,8 +52,8 @@ class Visitor:
     csrf: str
 
 
-def context_of(request: Request) -> ApiContext:
-    return cast(ApiContext, request.app.state.context)
+def context_of(request: Request) -> AppContext:
+    return cast(AppContext, request.app.state.context)
 
 
 def web_state(request: Request) -> WebState:
@@ -105,7 +105,7 @@ async def live_visitor(request: Request) -> Visitor:
 PageVisitor = Annotated[Visitor, Depends(page_visitor)]
 LiveVisitor = Annotated[Visitor, Depends(live_visitor)]
 State = Annotated[WebState, Depends(web_state)]
-Context = Annotated[ApiContext, Depends(context_of)]
+Context = Annotated[AppContext, Depends(context_of)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""What the routes share: one :class:`ApiContext` per running app, built by its lifespan."""
+"""What the API and web routes share: one :class:`AppContext` per running app, built by its
+lifespan (:mod:`storesync.app`)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,19 @@ import asyncio
 from dataclasses import dataclass
 from typing import Literal
 
-from storesync.api.auth import TokenAuthority
-from storesync.api.ratelimit import RequestRateLimiter
-from storesync.api.sse import StreamHub
 from storesync.dashboards import Dashboards
 from storesync.metrics import Metrics
 from storesync.queue import JobQueue
+from storesync.serving.ratelimit import RequestRateLimiter
+from storesync.serving.streams import StreamHub
+from storesync.serving.tokens import TokenAuthority
 from storesync.settings import Settings
 from storesync.storage.engine import Database
 from storesync.stores import StoreDirectory
 
 
 @dataclass(slots=True)
-class ApiContext:
+class AppContext:
     """The services of one app. Built once at start-up, never at import time."""
 
     settings: Settings
@@ -28,7 +29,7 @@ class ApiContext:
     metrics: Metrics
     tokens: TokenAuthority
     streams: StreamHub
-    #: API requests a minute per account (see storesync.api.ratelimit).
+    #: API requests a minute per account (see storesync.serving.ratelimit).
     rate_limits: RequestRateLimiter
     #: The embedded worker's task, or None when separate worker processes do the work.
     worker_task: asyncio.Task[None] | None = None
