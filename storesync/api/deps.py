@@ -9,7 +9,7 @@ refused with 429 before its token is looked up, and an unknown, revoked or expir
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.dependencies.models import Dependant
@@ -21,17 +21,12 @@ from storesync.api.schemas import MAX_ID
 from storesync.errors import InputError, NotFoundError
 from storesync.periods import Period
 from storesync.queue import Job
-from storesync.serving.context import AppContext
+from storesync.serving.context import AppContext, context_of
 from storesync.serving.throttle import TooManyFailures, client_address
 from storesync.serving.tokens import Caller, TokenRefused
 from storesync.stores import StoreInfo
 
-
-def get_context(request: Request) -> AppContext:
-    return cast(AppContext, request.app.state.context)
-
-
-ContextDep = Annotated[AppContext, Depends(get_context)]
+ContextDep = Annotated[AppContext, Depends(context_of)]
 
 _bearer = HTTPBearer(
     auto_error=False,

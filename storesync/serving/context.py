@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
+
+from starlette.requests import Request
 
 from storesync.dashboards import Dashboards
 from storesync.metrics import Metrics
@@ -47,3 +49,10 @@ class AppContext:
         if self.worker_task is None or self.worker_task.done():
             return "stopped"
         return "running"
+
+
+def context_of(request: Request) -> AppContext:
+    """The context of the app serving ``request`` (its lifespan set it at start-up); a
+    dependency of the API's and the pages' routes. ``Request`` is imported at run time:
+    FastAPI reads the annotation to know what to pass."""
+    return cast(AppContext, request.app.state.context)

@@ -19,7 +19,7 @@ from fastapi import Depends, HTTPException, Request
 from starlette.datastructures import FormData
 
 from storesync.accounts import AccountRef
-from storesync.serving.context import AppContext
+from storesync.serving.context import AppContext, context_of
 from storesync.web.render import Renderer
 from storesync.web.session import COOKIE, Session, SessionSigner
 from storesync.web.signin import account_of_session
@@ -50,10 +50,6 @@ class Visitor:
     account: AccountRef
     session: Session
     csrf: str
-
-
-def context_of(request: Request) -> AppContext:
-    return cast(AppContext, request.app.state.context)
 
 
 def web_state(request: Request) -> WebState:
