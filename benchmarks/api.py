@@ -14,7 +14,7 @@ in alternating rounds, each a single OS process served by uvicorn with the same 
   check (one SELECT), the cache read (one SELECT for the period and the previous one), the
   dashboard document, response-model validation and JSON.
 - **bare**: a tiny Starlette app built here, NOT part of storesync's API: one route that runs
-  the same cache read (``storesync.api.reads.read_periods``, the one SELECT), builds the same
+  the same cache read (``storesync.serving.reads.read_periods``, the one SELECT), builds the same
   document and answers it as JSON. No auth, no validation.
 
 ``--clients`` (16) concurrent keep-alive connections each send a request as soon as the last
@@ -149,7 +149,7 @@ def bare_app(settings: Settings) -> Any:
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from storesync.api.reads import read_periods
+    from storesync.serving.reads import read_periods
 
     state: dict[str, Any] = {}
 

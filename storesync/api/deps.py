@@ -9,7 +9,7 @@ refused with 429 before its token is looked up, and an unknown, revoked or expir
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.dependencies.models import Dependant
@@ -17,21 +17,16 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from storesync.accounts import AccountRef
-from storesync.api.auth import Caller, TokenRefused
-from storesync.api.context import ApiContext
 from storesync.api.schemas import MAX_ID
-from storesync.api.throttle import TooManyFailures
 from storesync.errors import InputError, NotFoundError
 from storesync.periods import Period
 from storesync.queue import Job
+from storesync.serving.context import AppContext, context_of
+from storesync.serving.throttle import TooManyFailures, client_address
+from storesync.serving.tokens import Caller, TokenRefused
 from storesync.stores import StoreInfo
 
-
-def get_context(request: Request) -> ApiContext:
-    return cast(ApiContext, request.app.state.context)
-
-
-ContextDep = Annotated[ApiContext, Depends(get_context)]
+ContextDep = Annotated[AppContext, Depends(context_of)]
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -52,18 +47,12 @@ def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
-def client_address(request: Request) -> str | None:
-    """The client's address, as the server saw it (behind a proxy: see uvicorn's
-    ``--forwarded-allow-ips``)."""
-    return request.client.host if request.client else None
-
-
 def too_many(exc: TooManyFailures) -> HTTPException:
     return HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)})
 
 
 async def resolve_caller(
-    ctx: ApiContext, request: Request, token: str, store_id: int | None = None
+    ctx: AppContext, request: Request, token: str, store_id: int | None = None
 ) -> tuple[Caller, StoreInfo | None]:
     """The token's caller (and store ``store_id`` when its account owns it), or 429 / 401."""
     address = client_address(request)
@@ -130,7 +119,7 @@ async def owned_job(job_id: JobId, account: CurrentAccount, ctx: ContextDep) -> 
 OwnedJob = Annotated[Job, Depends(owned_job)]
 
 
-def checked_period(ctx: ApiContext, start: str, end: str) -> Period:
+def checked_period(ctx: AppContext, start: str, end: str) -> Period:
     """The period ``start..end``, checked as everywhere (see :meth:`Period.checked`)."""
     return Period.parse(start, end, max_days=ctx.settings.max_period_days)
 

@@ -11,7 +11,7 @@
 - 422: bad input (a malformed date, end before start, a period too long, an unknown time zone,
   a body that does not match its schema), checked before anything is written;
 - 429: the account is over one of its limits: API requests a minute, users' syncs queued at
-  once, stores (``Retry-After``: seconds to wait; see :mod:`storesync.api.ratelimit` and
+  once, stores (``Retry-After``: seconds to wait; see :mod:`storesync.serving.ratelimit` and
   :mod:`storesync.queue.fairness`);
 - 503: the database cannot be reached right now (``Retry-After``); anything else unexpected
   is a 500 whose details go to the log, not to the caller.

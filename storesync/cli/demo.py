@@ -33,7 +33,7 @@ from storesync.logs import configure
 from storesync.settings import Settings
 
 if TYPE_CHECKING:  # imported where used: the other commands start faster without them
-    from storesync.api.server import ApiServer
+    from storesync.server import ApiServer
     from storesync.simulator import Simulator, SimulatorConfig
     from storesync.storage import Database
     from storesync.stores import StoreInfo
@@ -54,8 +54,8 @@ def demo(
     ] = Path(".storesync/demo"),
 ) -> None:
     """Run simulated stores, a worker and the dashboard; print a one-time sign-in link."""
-    from storesync.api.app import create_app
-    from storesync.api.server import build_server
+    from storesync.app import create_app
+    from storesync.server import build_server
     from storesync.simulator import Simulator, serve_in_thread
 
     configure()

@@ -30,7 +30,7 @@ def serve(
     log_json: Annotated[bool, typer.Option(help="Log one JSON object per line.")] = False,
 ) -> None:
     """Serve the API (migrating the database first) until SIGINT or SIGTERM."""
-    from storesync.api.server import serve as run_server  # FastAPI loads only for this command
+    from storesync.server import serve as run_server  # FastAPI loads only for this command
 
     configure(json_lines=log_json)
     settings = load_settings()

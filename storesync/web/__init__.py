@@ -1,6 +1,6 @@
 """The web dashboard: server-rendered pages beside the API, in the same app.
 
-``install(app)`` adds them to an app built by :func:`storesync.api.app.create_app`:
+``install(app)`` adds them to an app assembled by :func:`storesync.app.create_app`:
 
 - ``/sign-in`` (an API token, or a one-time link ``/sign-in/once/<secret>``), ``/sign-out``;
 - ``/stores`` (last sync, freshness badge, Klaviyo budget left), ``/stores/{id}`` (the

@@ -19,7 +19,7 @@ from fastapi import Depends, HTTPException, Request
 from starlette.datastructures import FormData
 
 from storesync.accounts import AccountRef
-from storesync.api.context import ApiContext
+from storesync.serving.context import AppContext, context_of
 from storesync.web.render import Renderer
 from storesync.web.session import COOKIE, Session, SessionSigner
 from storesync.web.signin import account_of_session
@@ -50,10 +50,6 @@ class Visitor:
     account: AccountRef
     session: Session
     csrf: str
-
-
-def context_of(request: Request) -> ApiContext:
-    return cast(ApiContext, request.app.state.context)
 
 
 def web_state(request: Request) -> WebState:
@@ -105,7 +101,7 @@ async def live_visitor(request: Request) -> Visitor:
 PageVisitor = Annotated[Visitor, Depends(page_visitor)]
 LiveVisitor = Annotated[Visitor, Depends(live_visitor)]
 State = Annotated[WebState, Depends(web_state)]
-Context = Annotated[ApiContext, Depends(context_of)]
+Context = Annotated[AppContext, Depends(context_of)]
 
 
 @dataclass(frozen=True, slots=True)

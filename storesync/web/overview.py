@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from storesync.api.reads import read_periods
 from storesync.cache import CACHE, Freshness
 from storesync.periods import named_period, today_in, zone
 from storesync.queue import JobStatus
 from storesync.queue.reads import stores_job_state
+from storesync.serving.reads import read_periods
 from storesync.settings import Settings
 from storesync.storage.engine import Database
 from storesync.stores import StoreDirectory, StoreInfo

@@ -14,12 +14,12 @@ import httpx
 import pytest
 
 from storesync.accounts import create_token
-from storesync.api.app import create_app
-from storesync.api.ratelimit import RequestRateLimiter
+from storesync.app import create_app
 from storesync.cache import KLAVIYO, SHOPIFY, write_rows
 from storesync.errors import LimitExceededError
 from storesync.periods import Period
 from storesync.providers.figures import DailySales, KlaviyoFigures, ShopifyFigures
+from storesync.serving.ratelimit import RequestRateLimiter
 from storesync.settings import Settings
 from storesync.storage import Database
 from storesync.stores import StoreDirectory

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from storesync.accounts import create_token
-from storesync.api.app import create_app
+from storesync.app import create_app
 from storesync.settings import Settings
 from storesync.storage import Database
 from tests.conftest import _admin

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import update
 
 from storesync.accounts import create_token
-from storesync.api.app import create_app
-from storesync.api.context import ApiContext
+from storesync.app import create_app
 from storesync.queue.transitions import JOBS
+from storesync.serving.context import AppContext
 from storesync.settings import Settings
 
 RANGE = "use a date from 1970-01-01 to 9998-12-31"
@@ -29,7 +29,7 @@ REFUSED = [
 
 
 @pytest.fixture
-async def api(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, ApiContext]]:
+async def api(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, AppContext]]:
     settings = Settings(
         database_url=db_url,
         data_dir=tmp_path,
@@ -37,7 +37,7 @@ async def api(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncCli
     )
     app = create_app(settings, embedded_worker=False)
     async with app.router.lifespan_context(app):
-        ctx: ApiContext = app.state.context
+        ctx: AppContext = app.state.context
         token = await create_token(ctx.database, "acme")
         transport = httpx.ASGITransport(app=app)  # a 500 would raise here
         headers = {"Authorization": f"Bearer {token}"}
@@ -47,7 +47,7 @@ async def api(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncCli
             yield client, ctx
 
 
-async def _store(ctx: ApiContext) -> int:
+async def _store(ctx: AppContext) -> int:
     store = await ctx.stores.add(
         name="Acme",
         shopify_domain="acme.myshopify.com",
@@ -61,7 +61,7 @@ async def _store(ctx: ApiContext) -> int:
 
 @pytest.mark.parametrize(("period", "message"), REFUSED)
 async def test_a_refused_period_is_a_422_and_queues_nothing(
-    api: tuple[httpx.AsyncClient, ApiContext], period: dict[str, str], message: str
+    api: tuple[httpx.AsyncClient, AppContext], period: dict[str, str], message: str
 ) -> None:
     client, ctx = api
     store_id = await _store(ctx)
@@ -73,7 +73,7 @@ async def test_a_refused_period_is_a_422_and_queues_nothing(
 
 
 async def test_the_extreme_accepted_periods_are_served(
-    api: tuple[httpx.AsyncClient, ApiContext],
+    api: tuple[httpx.AsyncClient, AppContext],
 ) -> None:
     """The bounds themselves work end to end (UTC+14: the widest shift of a day's bounds)."""
     client, ctx = api
@@ -85,7 +85,7 @@ async def test_the_extreme_accepted_periods_are_served(
 
 
 async def test_ids_past_the_largest_bigint_are_refused(
-    api: tuple[httpx.AsyncClient, ApiContext],
+    api: tuple[httpx.AsyncClient, AppContext],
 ) -> None:
     client, _ctx = api
     dates = {"start": "2026-01-01", "end": "2026-01-02"}
@@ -102,7 +102,7 @@ async def test_ids_past_the_largest_bigint_are_refused(
 
 
 async def test_a_job_queued_before_periods_were_checked_cannot_be_retried(
-    api: tuple[httpx.AsyncClient, ApiContext],
+    api: tuple[httpx.AsyncClient, AppContext],
 ) -> None:
     client, ctx = api
     store_id = await _store(ctx)

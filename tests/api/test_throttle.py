@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from storesync.api.throttle import FailureThrottle, TooManyFailures
+from storesync.serving.throttle import FailureThrottle, TooManyFailures
 
 
 class Clock:

@@ -17,7 +17,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from storesync.accounts import ACCOUNTS, TOKENS, create_token, issue_token, list_tokens
-from storesync.api.app import create_app
+from storesync.app import create_app
 from storesync.queue import JobQueue
 from storesync.queue.stats import queue_stats
 from storesync.queue.workers import WorkerRegistry

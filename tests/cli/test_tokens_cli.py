@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from storesync.api.auth import TokenAuthority
+from storesync.serving.tokens import TokenAuthority
 from storesync.settings import Settings
 from storesync.storage import connect
 from tests.cli.helpers import as_json, cli_env, last_line, storesync

@@ -6,7 +6,6 @@ import math
 import re
 import shlex
 
-from storesync.api.server import GRACEFUL_SHUTDOWN_SECONDS
 from storesync.cache import (
     KLAVIYO_REPORTS_PER_REFRESH,
     KLAVIYO_SCHEDULED_SHARE,
@@ -14,6 +13,7 @@ from storesync.cache import (
 )
 from storesync.providers.klaviyo import REPORTS_PER_SYNC
 from storesync.providers.shopify_queries import ORDERS_PAGE, orders_page_size, requested_cost
+from storesync.server import GRACEFUL_SHUTDOWN_SECONDS
 from storesync.settings import Settings
 from storesync.storage import connect
 from storesync.stores import STANDARD_PERIODS

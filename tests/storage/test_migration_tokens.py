@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import insert, text
 
 from storesync.accounts import ACCOUNTS, hash_token, list_tokens
-from storesync.api.auth import TokenAuthority
+from storesync.serving.tokens import TokenAuthority
 from storesync.settings import Settings
 from storesync.storage import Database, connect, migrate
 from storesync.storage.migrate import HEAD, current_revision

@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import update
 
 from storesync.accounts import create_token
-from storesync.api.app import create_app
-from storesync.api.context import ApiContext
+from storesync.app import create_app
 from storesync.queue.transitions import JOBS
+from storesync.serving.context import AppContext
 from storesync.settings import Settings
 
 TOO_BIG = 2**63
@@ -31,7 +31,7 @@ JSON = {"Accept": "application/json"}
 @dataclass
 class Browser:
     client: httpx.AsyncClient
-    ctx: ApiContext
+    ctx: AppContext
     csrf: str
     store_id: int
 
@@ -48,7 +48,7 @@ async def browser(db_url: str, tmp_path: Path) -> AsyncIterator[Browser]:
     )
     app = create_app(settings, embedded_worker=False)
     async with app.router.lifespan_context(app):
-        ctx: ApiContext = app.state.context
+        ctx: AppContext = app.state.context
         token = await create_token(ctx.database, "acme")
         store = await ctx.stores.add(
             name="Acme",

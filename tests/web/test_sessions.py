@@ -14,7 +14,7 @@ import httpx
 from fastapi import FastAPI
 
 from storesync.accounts import create_token, list_tokens, revoke_token
-from storesync.api.app import create_app
+from storesync.app import create_app
 from storesync.settings import Settings
 from storesync.storage import Database
 from storesync.web.session import COOKIE

@@ -1,4 +1,5 @@
-"""``GET /api/events``: server-sent events for the caller's account (see ``api.sse``)."""
+"""``GET /api/events``: server-sent events for the caller's account (see
+:mod:`storesync.serving.streams`)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Signing in (with an API token, or a one-time link) and out.
 
 Failed sign-ins (a bad token, a used or bogus link) count against the client's address with
-the API's bearer-token failures (:mod:`storesync.api.throttle`): past the limit, the form
+the API's bearer-token failures (:mod:`storesync.serving.throttle`): past the limit, the form
 answers 429 with ``Retry-After`` without looking the token up. Signing out ends the session on
 the server too.
 """
@@ -13,9 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from storesync.api.context import ApiContext
-from storesync.api.deps import client_address
-from storesync.api.throttle import TooManyFailures
+from storesync.serving.context import AppContext
+from storesync.serving.throttle import TooManyFailures, client_address
 from storesync.web.deps import (
     CheckedForm,
     Context,
@@ -58,7 +57,7 @@ async def start_session(
     response: Response,
     request: Request,
     state: WebState,
-    ctx: ApiContext,
+    ctx: AppContext,
     *,
     account_id: int,
     token_id: int,

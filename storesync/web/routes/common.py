@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from storesync.api.context import ApiContext
+from storesync.serving.context import AppContext
 from storesync.web.deps import Visitor, WebState
 from storesync.web.panel import queue_panel
 
@@ -22,7 +22,7 @@ def url(path: str, params: dict[str, Any] | None = None) -> str:
 async def page(
     request: Request,
     state: WebState,
-    ctx: ApiContext,
+    ctx: AppContext,
     visitor: Visitor,
     template: str,
     context: dict[str, Any],
@@ -62,7 +62,7 @@ def done(
 
 
 async def not_found(
-    request: Request, state: WebState, ctx: ApiContext, visitor: Visitor, message: str
+    request: Request, state: WebState, ctx: AppContext, visitor: Visitor, message: str
 ) -> Response:
     """A 404: the error page, or ``{"detail": message}`` for the page's script."""
     if wants_json(request):

@@ -19,9 +19,19 @@ import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
 
 #: Addresses remembered at most (each holds at most ``limit`` timestamps).
 MAX_ADDRESSES = 10_000
+
+
+def client_address(request: Request) -> str | None:
+    """The client's address, as the server saw it (behind a proxy: see uvicorn's
+    ``--forwarded-allow-ips``): what the failures are counted against."""
+    return request.client.host if request.client else None
 
 
 class TooManyFailures(Exception):

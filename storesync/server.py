@@ -9,8 +9,8 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from storesync.api.app import create_app
-from storesync.api.context import ApiContext
+from storesync.app import create_app
+from storesync.serving.context import AppContext
 from storesync.settings import Settings
 
 #: After this many seconds of shutdown, connections still open are closed regardless.
@@ -42,7 +42,7 @@ class ApiServer(uvicorn.Server):
     def end_streams(self) -> None:
         app = self.config.app
         context = getattr(getattr(app, "state", None), "context", None)
-        if isinstance(context, ApiContext):
+        if isinstance(context, AppContext):
             context.streams.close_all()
 
 

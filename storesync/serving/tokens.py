@@ -8,7 +8,7 @@ most once a minute per token, because a write on every request would put SQLite'
 lock on that hot path.
 
 Nothing about a token is cached: a revoked or expired token is refused by the very next
-request. Failed lookups count against the client's address (:mod:`storesync.api.throttle`).
+request. Failed lookups count against the client's address (:mod:`storesync.serving.throttle`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import and_, select, update
 
 from storesync.accounts import ACCOUNTS, TOKENS, AccountRef, Scope, hash_token, token_usable
-from storesync.api.throttle import FailureThrottle
+from storesync.serving.throttle import FailureThrottle
 from storesync.storage.engine import Database
 from storesync.stores import STORES, StoreInfo
 

@@ -1,6 +1,10 @@
-"""The app factory: ``create_app(settings)`` builds a FastAPI app; nothing exists before.
+"""The app factory: ``create_app(settings)`` assembles the one app that serves the API
+(:mod:`storesync.api`), the Shopify webhooks and the web pages (:mod:`storesync.web`); nothing
+exists before. The API and the pages never import each other: this is the one place that
+wires them, their shared :class:`~storesync.serving.context.AppContext`, the body limits and
+the lifespan.
 
-Its lifespan connects to the database, migrates it, starts the PostgreSQL event relay (so that
+The lifespan connects to the database, migrates it, starts the PostgreSQL event relay (so that
 events raised by workers on any machine reach this server's SSE clients) and, for the
 single-machine default, runs a worker with the scheduler in the same event loop. On shutdown
 it ends the event streams, lets the worker finish or hand back its jobs, and disconnects.
@@ -14,21 +18,18 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 import storesync
-from storesync import web
-from storesync.api.auth import TokenAuthority
-from storesync.api.context import ApiContext
-from storesync.api.deps import known_query_only
-from storesync.api.errors import install_error_handlers
+from storesync import api, web
 from storesync.api.limits import BodyLimitMiddleware, route_limits
-from storesync.api.ratelimit import RequestRateLimiter
-from storesync.api.routes import dashboard, events, jobs, ops, queue, stores, tokens, webhooks
-from storesync.api.sse import StoreOwners, StreamHub
-from storesync.api.throttle import FailureThrottle
 from storesync.metrics import Metrics
 from storesync.queue import JobQueue
+from storesync.serving.context import AppContext
+from storesync.serving.ratelimit import RequestRateLimiter
+from storesync.serving.streams import StoreOwners, StreamHub
+from storesync.serving.throttle import FailureThrottle
+from storesync.serving.tokens import TokenAuthority
 from storesync.settings import Settings
 from storesync.storage import connect, migrate
 from storesync.storage.crypto import SecretBox
@@ -39,19 +40,12 @@ from storesync.worker import Worker
 
 log = logging.getLogger(__name__)
 
-DESCRIPTION = """\
-Cache-first Shopify and Klaviyo dashboard data, refreshed through a durable job queue.
-
-Every `/api` route needs `Authorization: Bearer <token>` (`storesync tokens create --account
-NAME`); a token sees only its account's stores and jobs. Errors are `{"detail": "..."}`.
-"""
-
 
 def create_app(
     settings: Settings, *, embedded_worker: bool = True, scheduler: bool = True
 ) -> FastAPI:
-    """The storesync HTTP API; with ``embedded_worker`` it also runs syncs and (unless
-    ``scheduler`` is false) takes part in scheduling refreshes."""
+    """The storesync app: the API and the web pages; with ``embedded_worker`` it also runs
+    syncs and (unless ``scheduler`` is false) takes part in scheduling refreshes."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,13 +62,10 @@ def create_app(
     app = FastAPI(
         title="storesync",
         version=storesync.__version__,
-        description=DESCRIPTION,
+        description=api.DESCRIPTION,
         lifespan=lifespan,
     )
-    install_error_handlers(app)
-    for module in (stores, dashboard, jobs, queue, tokens, events, webhooks, ops):
-        # Scoped to the API's own routes: pages added beside them keep their own rules.
-        app.include_router(module.router, dependencies=[Depends(known_query_only)])
+    api.install(app)  # the error handlers, /api and the webhooks (storesync.api)
     web.install(app)  # the dashboard pages and /static (storesync.web)
     # Before anything reads a body: oversized ones are refused while they stream in.
     app.add_middleware(BodyLimitMiddleware, limits=route_limits(settings))
@@ -83,14 +74,14 @@ def create_app(
 
 async def _start(
     settings: Settings, stack: AsyncExitStack, *, embedded_worker: bool, scheduler: bool
-) -> ApiContext:
+) -> AppContext:
     """Connect, migrate and start the background parts; ``stack`` undoes it all in reverse."""
     database = connect(settings)
     stack.push_async_callback(database.dispose)
     await migrate(database)
     metrics = Metrics()
     box = SecretBox.from_settings(settings)
-    context = ApiContext(
+    context = AppContext(
         settings=settings,
         database=database,
         queue=JobQueue(database, settings),
