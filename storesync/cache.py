@@ -21,11 +21,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storesync.periods import Period, today_in
 from storesync.settings import Settings
+from storesync.storage.dialect import upsert
 from storesync.storage.engine import Database
 from storesync.storage.models import CacheEntry, table_of
 
@@ -149,21 +149,14 @@ async def write_rows(
         }
         for data_type, payload in payloads.items()
     ]
-    insert = postgresql.insert(CACHE) if dialect == "postgresql" else sqlite.insert(CACHE)
-    statement = insert.values(rows)
-    await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["store_id", "data_type", "period_start", "period_end"],
-            set_={
-                "source": statement.excluded.source,
-                "payload": statement.excluded.payload,
-                "synced_at": statement.excluded.synced_at,
-                "expires_at": statement.excluded.expires_at,
-                "stale": False,
-                "job_id": statement.excluded.job_id,
-            },
-        )
+    statement = upsert(
+        dialect,
+        CACHE,
+        key=["store_id", "data_type", "period_start", "period_end"],
+        replace=["source", "payload", "synced_at", "expires_at", "job_id"],
+        set_={"stale": False},
     )
+    await conn.execute(statement.values(rows))
 
 
 async def mark_stale(conn: AsyncConnection, store_id: int, days: list[date]) -> int:

@@ -21,8 +21,6 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.dialects import postgresql, sqlite
-
 from storesync.cache import Cache, CachedPeriod, CacheRow, Freshness
 from storesync.dashboards import SCHEDULER_FAILURE_HOLD_OFF
 from storesync.periods import Period, named_period, today_in, zone
@@ -30,6 +28,7 @@ from storesync.queue import JobQueue, Reason
 from storesync.queue.manager import ENQUEUE_MANY_ROWS
 from storesync.queue.reads import active_periods, periods_failed_since
 from storesync.settings import Settings
+from storesync.storage.dialect import upsert
 from storesync.storage.engine import Database
 from storesync.storage.models import Lease, table_of
 from storesync.stores import StoreDirectory
@@ -74,15 +73,17 @@ class Scheduler:
             "holder": self.holder,
             "expires_at": now + timedelta(seconds=self.lease_seconds),
         }
-        insert = postgresql.insert(LEASES) if self.database.is_postgres else sqlite.insert(LEASES)
-        statement = insert.values(values)
-        upsert = statement.on_conflict_do_update(
-            index_elements=["name"],
-            set_={"holder": self.holder, "expires_at": statement.excluded.expires_at},
+        # Taken when free or expired, renewed by its holder; RETURNING yields nothing otherwise.
+        take_or_renew = upsert(
+            self.database.dialect,
+            LEASES,
+            key=["name"],
+            replace=["expires_at"],
+            set_={"holder": self.holder},
             where=(LEASES.c.holder == self.holder) | (LEASES.c.expires_at < now),
-        ).returning(LEASES.c.holder)
+        )
         async with self.database.transaction() as conn:
-            holder = await conn.scalar(upsert)
+            holder = await conn.scalar(take_or_renew.values(values).returning(LEASES.c.holder))
         self.is_leader = holder == self.holder
         return self.is_leader
 

@@ -42,7 +42,6 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storesync.api.schemas import WebhookOutcome
@@ -50,6 +49,7 @@ from storesync.cache import mark_stale
 from storesync.errors import InputError, NotFoundError
 from storesync.periods import Period, named_period, today_in, zone
 from storesync.queue import JobQueue, JobStatus, Reason
+from storesync.storage.dialect import insert_ignoring_conflicts
 from storesync.storage.engine import Database
 from storesync.storage.events import publish
 from storesync.storage.models import Store, WebhookDelivery, table_of
@@ -219,9 +219,9 @@ class WebhookProcessor:
         now: datetime,
     ) -> bool:
         """Insert the delivery; False when its id or its body was already there."""
-        insert = postgresql.insert if self.database.is_postgres else sqlite.insert
+        # No conflict target: a repeated id and a repeated body are both duplicates.
         inserted = await conn.scalar(
-            insert(DELIVERIES)
+            insert_ignoring_conflicts(self.database.dialect, DELIVERIES)
             .values(
                 webhook_id=webhook_id,
                 body_sha256=body_sha256,
@@ -229,8 +229,6 @@ class WebhookProcessor:
                 topic=topic,
                 received_at=now,
             )
-            # No conflict target: a repeated id and a repeated body are both duplicates.
-            .on_conflict_do_nothing()
             .returning(DELIVERIES.c.webhook_id)
         )
         if inserted is None:

@@ -20,10 +20,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import cast
 
 from sqlalchemy import Table, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storesync.errors import RetryableError
+from storesync.storage.dialect import insert_ignoring_conflicts
 from storesync.storage.engine import Database
 from storesync.storage.models import KlaviyoReportBudget
 
@@ -121,5 +121,5 @@ class ReportBudget:
 
     async def _ensure_row(self, conn: AsyncConnection, account_key: str, day: date) -> None:
         values = {"account_key": account_key, "day": day, "used": 0}
-        dialect = postgresql if self.database.is_postgres else sqlite
-        await conn.execute(dialect.insert(_table).values(**values).on_conflict_do_nothing())
+        insert = insert_ignoring_conflicts(self.database.dialect, _table)
+        await conn.execute(insert.values(**values))

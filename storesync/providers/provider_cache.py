@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from storesync.storage.dialect import upsert
 from storesync.storage.engine import Database
 from storesync.storage.models import ProviderCache as ProviderCacheRow
 
@@ -49,22 +49,14 @@ class ProviderCache:
         """Store ``value`` under ``key`` (replacing any previous value)."""
         now = self._clock()
         async with self.database.transaction(immediate=True) as conn:
-            if self.database.is_postgres:
-                pg = postgresql.insert(_table).values(key=key, value=value, updated_at=now)
-                await conn.execute(
-                    pg.on_conflict_do_update(
-                        index_elements=[_table.c.key],
-                        set_={"value": pg.excluded.value, "updated_at": now},
-                    )
-                )
-            else:
-                lite = sqlite.insert(_table).values(key=key, value=value, updated_at=now)
-                await conn.execute(
-                    lite.on_conflict_do_update(
-                        index_elements=[_table.c.key],
-                        set_={"value": lite.excluded.value, "updated_at": now},
-                    )
-                )
+            statement = upsert(
+                self.database.dialect,
+                _table,
+                key=[_table.c.key],
+                replace=["value"],
+                set_={"updated_at": now},
+            )
+            await conn.execute(statement.values(key=key, value=value, updated_at=now))
 
 
 class MemoryCache:

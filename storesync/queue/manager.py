@@ -44,7 +44,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -82,6 +81,7 @@ from storesync.queue.transitions import (
     write_log,
 )
 from storesync.settings import Settings
+from storesync.storage.dialect import insert_ignoring_conflicts
 from storesync.storage.engine import Database
 from storesync.storage.types import UTCDateTime, is_storable_id
 
@@ -363,14 +363,12 @@ class JobQueue:
     def _insert_if_absent(self) -> Insert:
         """INSERT a queued job unless an active one has its store and period, or it is a
         user's and the account is at its cap (parameters: the ``values`` of :meth:`enqueue`)."""
-        dialect_insert = postgresql.insert if self.database.is_postgres else sqlite.insert
         values = {name: _param(name) for name in _ENQUEUE_PARAMS}
         cap = self.settings.max_queued_jobs_per_account
         if not cap:
-            insert = dialect_insert(JOBS).values(
+            return self._unless_active().values(
                 status=JobStatus.QUEUED.value, retry_count=0, **values
             )
-            return self._unless_active(insert)
         fixed: dict[str, Any] = {
             "status": literal(JobStatus.QUEUED.value),
             "retry_count": literal(0),
@@ -378,16 +376,16 @@ class JobQueue:
         row = select(*fixed.values(), *values.values()).where(
             under_cap(values["store_id"], values["reason"], cap)
         )
-        return self._unless_active(dialect_insert(JOBS).from_select([*fixed, *values], row))
+        return self._unless_active().from_select([*fixed, *values], row)
 
-    @staticmethod
-    def _unless_active(insert: postgresql.Insert | sqlite.Insert) -> Insert:
-        """``insert``, skipping any row whose store and period have an active job."""
+    def _unless_active(self) -> Insert:
+        """An INSERT into the queue skipping any row whose store and period have an active
+        job (the caller adds the rows)."""
         # Literal SQL, exactly as the index says: PostgreSQL matches the partial index by its
         # predicate, and a bound parameter in its place would not match.
         where = text("status IN ('queued', 'processing')")
         columns = ["store_id", "period_start", "period_end"]
-        return insert.on_conflict_do_nothing(index_elements=columns, index_where=where)
+        return insert_ignoring_conflicts(self.database.dialect, JOBS, key=columns, key_where=where)
 
     def _insert_arrays(self) -> Insert:
         """PostgreSQL: :meth:`_insert_if_absent` for many jobs of one priority and reason,
@@ -411,7 +409,7 @@ class JobQueue:
         }
         names = [*_BATCH_COLUMNS, *rest]
         chosen = select(*given, *rest.values()).order_by(rows.c.ordinal)
-        return self._unless_active(postgresql.insert(JOBS).from_select(names, chosen))
+        return self._unless_active().from_select(names, chosen)
 
     def _raise_active(self) -> Update:
         """Raise the active job of a store and period to the new request's priority and
