@@ -40,16 +40,8 @@ async def store(stores: StoreDirectory) -> StoreInfo:
     return await stores.get(await add_store(stores))
 
 
-async def fill(
-    database: Database,
-    store: StoreInfo,
-    *,
-    synced_at: datetime,
-    expires: datetime | None,
-    job_id: int | None = None,
-    period: Period = FEB,
-) -> None:
-    """Cache Shopify and Klaviyo figures of ``period``, as a sync would."""
+def payloads(period: Period) -> dict[str, dict[str, Any]]:
+    """A sync's figures of ``period``: two orders, one customer new, one returning."""
     figures = ShopifyFigures(
         currency="EUR",
         orders=2,
@@ -61,33 +53,30 @@ async def fill(
         returning_customers=1,
         daily=(DailySales(period.start, 2, Decimal("30.00")),),
     )
+    return {SHOPIFY: figures.to_json(), KLAVIYO: KlaviyoFigures().to_json()}
+
+
+async def fill(
+    database: Database,
+    store: StoreInfo,
+    *,
+    synced_at: datetime,
+    expires: datetime | None,
+    job_id: int | None = None,
+    period: Period = FEB,
+) -> None:
+    """Cache Shopify and Klaviyo figures of ``period``, as a sync would."""
     async with database.transaction() as conn:
         await write_rows(
             conn,
             database.dialect,
             store_id=store.id,
             period=period,
-            payloads={SHOPIFY: figures.to_json(), KLAVIYO: KlaviyoFigures().to_json()},
+            payloads=payloads(period),
             synced_at=synced_at,
             expires=expires,
             job_id=job_id,
         )
-
-
-PAYLOADS = {
-    SHOPIFY: ShopifyFigures(
-        currency="EUR",
-        orders=1,
-        total_sales=Decimal("10.00"),
-        gross_sales=Decimal("10.00"),
-        discounts=Decimal("0.00"),
-        refunds=Decimal("0.00"),
-        new_customers=1,
-        returning_customers=0,
-        daily=(DailySales(FEB.start, 1, Decimal("10.00")),),
-    ).to_json(),
-    KLAVIYO: KlaviyoFigures().to_json(),
-}
 
 
 async def fill_fresh(database: Database, store: StoreInfo, clock: FakeClock) -> None:
@@ -360,7 +349,7 @@ async def test_a_read_that_raced_a_completion_reads_again_rather_than_syncing_tw
                     database.dialect,
                     store_id=store.id,
                     period=FEB,
-                    payloads=PAYLOADS,
+                    payloads=payloads(FEB),
                     synced_at=clock.now,
                     expires=clock.now + timedelta(hours=1),
                     job_id=claimed.id,
