@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storesync.api.schemas import WebhookOutcome
@@ -50,7 +51,7 @@ from storesync.errors import InputError, NotFoundError
 from storesync.periods import Period, named_period, today_in, zone
 from storesync.queue import JobQueue, JobStatus, Reason
 from storesync.storage.dialect import insert_ignoring_conflicts
-from storesync.storage.engine import Database
+from storesync.storage.engine import Database, is_transient_conflict
 from storesync.storage.events import publish
 from storesync.storage.models import Store, WebhookDelivery, table_of
 from storesync.stores import normalize_domain
@@ -64,6 +65,8 @@ HANDLED_TOPICS = ORDER_TOPICS | REFUND_TOPICS
 COALESCE_SECONDS = 10.0
 #: Delivery ids are kept this long; Shopify stops retrying after about four hours.
 KEEP_DELIVERIES = timedelta(days=7)
+#: Runs of a delivery's transaction when a concurrent one deadlocks it (then a 500).
+CONFLICT_ATTEMPTS = 3
 #: The longest ``X-Shopify-Webhook-Id`` recorded (the column's size; Shopify's are UUIDs).
 MAX_WEBHOOK_ID = 200
 
@@ -187,9 +190,39 @@ class WebhookProcessor:
             days = sorted(affected_days(topic, payload, tz) or {today_in(tz, now)})
             plan.append((int(store.id), tz, days, list(store.refresh_periods or [])))
 
+        stale: int | None = None
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                stale = await self._apply(webhook_id, body_sha256, domain, topic, plan, now)
+                break
+            except DBAPIError as exc:
+                # A deadlock with a sync writing the same cache rows rolled everything back:
+                # run it again rather than answer 500 (Shopify would retry it much later).
+                if attempt == CONFLICT_ATTEMPTS or not is_transient_conflict(exc):
+                    raise
+        if stale is None:
+            return WebhookOutcome(status="duplicate")
+        try:
+            queued = await self._refresh(plan, now)
+        except BaseException:
+            await self._forget(webhook_id)
+            raise
+        return WebhookOutcome(status="processed", stale_marked=stale, jobs_queued=queued)
+
+    async def _apply(
+        self,
+        webhook_id: str,
+        body_sha256: str,
+        domain: str,
+        topic: str,
+        plan: list[tuple[int, ZoneInfo, list[date], list[str]]],
+        now: datetime,
+    ) -> int | None:
+        """Record the delivery and mark its days stale, in one transaction: how many cached
+        periods were marked, or None for a delivery seen before."""
         async with self.database.transaction() as conn:
             if not await self._record(conn, webhook_id, body_sha256, domain, topic, now):
-                return WebhookOutcome(status="duplicate")
+                return None
             stale = 0
             for store_id, _tz, days, _periods in plan:
                 stale += await mark_stale(conn, store_id, days)
@@ -202,12 +235,7 @@ class WebhookProcessor:
                         "topic": topic,
                     },
                 )
-        try:
-            queued = await self._refresh(plan, now)
-        except BaseException:
-            await self._forget(webhook_id)
-            raise
-        return WebhookOutcome(status="processed", stale_marked=stale, jobs_queued=queued)
+            return stale
 
     async def _record(
         self,

@@ -187,6 +187,22 @@ def create_private_file(path: Path) -> None:
 _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300", "3D000")
 
 
+#: PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back
+#: because of another one, and running it again is the documented answer.
+_CONFLICT_STATES = ("40P01", "40001")
+
+
+def is_transient_conflict(exc: BaseException) -> bool:
+    """True when ``exc`` is a transaction rolled back for a clash with a concurrent one (a
+    deadlock, a serialization failure): nothing was written, and it may simply be run again."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    return any(
+        str(getattr(cause, "sqlstate", "") or "") in _CONFLICT_STATES
+        for cause in (exc.orig, getattr(exc.orig, "__cause__", None))
+    )
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """True when ``exc`` means the database cannot be reached now (worth waiting for),
     as opposed to a mistake in a statement (worth a loud failure).
