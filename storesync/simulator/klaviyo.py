@@ -309,16 +309,24 @@ class KlaviyoEndpoints:
     async def flow_report(self, request: Request) -> Response:
         return await self._report(request, "flow")
 
-    async def _report(self, request: Request, kind: str) -> Response:
-        gate = await self._gate(request, f"{kind}-values-reports")
-        if isinstance(gate, Response):
-            return gate
-        store, headers = gate
+    @staticmethod
+    async def _json_body(request: Request) -> Any:
+        """The request's JSON body, noted in the request log; a 400 when it is not JSON."""
         try:
             body = json.loads(await request.body())
         except ValueError:
             return invalid("The request body is not valid JSON.", {"pointer": "/data"})
         current_record(request.scope).body = body
+        return body
+
+    async def _report(self, request: Request, kind: str) -> Response:
+        gate = await self._gate(request, f"{kind}-values-reports")
+        if isinstance(gate, Response):
+            return gate
+        store, headers = gate
+        body = await self._json_body(request)
+        if isinstance(body, Response):
+            return body
         data = await self.sim.load(store)
         try:
             report = parse_request(body, kind, data, self.sim.clock())
@@ -354,11 +362,9 @@ class KlaviyoEndpoints:
         if isinstance(gate, Response):
             return gate
         store, headers = gate
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            return invalid("The request body is not valid JSON.", {"pointer": "/data"})
-        current_record(request.scope).body = body
+        body = await self._json_body(request)
+        if isinstance(body, Response):
+            return body
         data = await self.sim.load(store)
         try:
             query = parse_query(body, data)
