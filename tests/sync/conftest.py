@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from storesync.providers.klaviyo_budget import ReportBudget
+from storesync.providers.provider_cache import ProviderCache
+from storesync.queue import JobQueue
 from storesync.settings import Settings
-from storesync.simulator import SimStore
+from storesync.simulator import SimStore, Simulator, SimulatorConfig, WindowLimit
 from storesync.storage import connect
 from storesync.storage.crypto import SecretBox
 from storesync.stores import StoreDirectory
+from storesync.sync.pipeline import SyncServices
 from tests.cli.helpers import last_line, storesync
 from tests.harness import SimulatorProcess, base_env, fast_config, fast_stores, run_simulator
 
@@ -75,5 +82,60 @@ async def _add_directly(env: dict[str, str], listed: list[dict[str, Any]]) -> di
             )
             ids[store["shop_domain"]] = info.id
         return ids
+    finally:
+        await database.dispose()
+
+
+def in_process_settings(db_url: str, data_dir: Path, **changes: Any) -> Settings:
+    """Settings for services talking to an in-process simulator at ``http://sim``, with
+    Klaviyo report windows wide enough that this process's limiters, which outlive a test,
+    never hold one back."""
+    return Settings(
+        database_url=db_url,
+        data_dir=data_dir,
+        secret_key="test-secret-key",  # type: ignore[arg-type]
+        shopify_base_url="http://sim/shops/{shop}",
+        klaviyo_base_url="http://sim",
+        klaviyo_reports_per_second=20,
+        klaviyo_reports_per_minute=600,
+        **changes,
+    )
+
+
+@contextlib.asynccontextmanager
+async def in_process_services(
+    settings: Settings, sim_stores: list[SimStore]
+) -> AsyncIterator[SyncServices]:
+    """Real services (the database, the queue, the stores of ``sim_stores`` added) with the
+    simulator mounted in-process over httpx's ASGI transport."""
+    config = SimulatorConfig(stores=sim_stores)
+    reports = WindowLimit(20, 600, 225)
+    simulator = Simulator(
+        dataclasses.replace(
+            config, klaviyo_limits=dataclasses.replace(config.klaviyo_limits, reports=reports)
+        )
+    )
+    database = connect(settings)
+    directory = StoreDirectory(database, SecretBox.from_settings(settings))
+    for store in sim_stores:
+        await directory.add(
+            name=store.name,
+            shopify_domain=store.shop_domain,
+            shopify_token=store.shopify_token,
+            klaviyo_key=store.klaviyo_private_key,
+            timezone=store.timezone,
+        )
+    transport = httpx.ASGITransport(app=simulator.app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://sim") as http:
+            yield SyncServices(
+                database=database,
+                settings=settings,
+                queue=JobQueue(database, settings),
+                stores=directory,
+                http=http,
+                budget=ReportBudget(database, daily_limit=225),
+                provider_cache=ProviderCache(database),
+            )
     finally:
         await database.dispose()

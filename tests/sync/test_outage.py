@@ -14,19 +14,13 @@ from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from storesync.providers.klaviyo_budget import ReportBudget
-from storesync.providers.provider_cache import ProviderCache
-from storesync.queue import Job, JobQueue, JobStatus
-from storesync.settings import Settings
-from storesync.simulator import Simulator, SimulatorConfig, WindowLimit, generate_stores
-from storesync.storage import connect
-from storesync.storage.crypto import SecretBox
-from storesync.stores import StoreDirectory
+from storesync.queue import Job, JobStatus
+from storesync.simulator import generate_stores
 from storesync.sync.pipeline import SyncPipeline, SyncServices
+from tests.sync.conftest import in_process_services, in_process_settings
 
 PERIOD = (date(2026, 7, 1), date(2026, 7, 7))
 
@@ -39,44 +33,9 @@ async def down(*_args: object, **_kwargs: object) -> None:
 async def services(db_url: str, tmp_path: Path) -> AsyncIterator[SyncServices]:
     """Real services: the database, the queue, and the simulator mounted in-process."""
     store = dataclasses.replace(generate_stores(1)[0], bucket_size=20_000.0)
-    config = SimulatorConfig(stores=[store])
-    # Wide report windows: this process's limiters outlive a test, and both backends run.
-    reports = WindowLimit(20, 600, 225)
-    simulator = Simulator(
-        dataclasses.replace(
-            config, klaviyo_limits=dataclasses.replace(config.klaviyo_limits, reports=reports)
-        )
-    )
-    settings = Settings(
-        database_url=db_url,
-        data_dir=tmp_path,
-        secret_key="test-secret-key",  # type: ignore[arg-type]
-        shopify_base_url="http://sim/shops/{shop}",
-        klaviyo_base_url="http://sim",
-        klaviyo_reports_per_second=20,
-        klaviyo_reports_per_minute=600,
-    )
-    database = connect(settings)
-    directory = StoreDirectory(database, SecretBox.from_settings(settings))
-    await directory.add(
-        name=store.name,
-        shopify_domain=store.shop_domain,
-        shopify_token=store.shopify_token,
-        klaviyo_key=store.klaviyo_private_key,
-        timezone=store.timezone,
-    )
-    transport = httpx.ASGITransport(app=simulator.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://sim") as http:
-        yield SyncServices(
-            database=database,
-            settings=settings,
-            queue=JobQueue(database, settings),
-            stores=directory,
-            http=http,
-            budget=ReportBudget(database, daily_limit=225),
-            provider_cache=ProviderCache(database),
-        )
-    await database.dispose()
+    settings = in_process_settings(db_url, tmp_path)
+    async with in_process_services(settings, [store]) as services:
+        yield services
 
 
 async def claimed(services: SyncServices) -> Job:

@@ -23,26 +23,21 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import update
 
 from storesync.periods import Period
-from storesync.providers.klaviyo_budget import ReportBudget
-from storesync.providers.provider_cache import ProviderCache
-from storesync.queue import Job, JobQueue, JobStatus
+from storesync.queue import Job, JobStatus
 from storesync.queue.transitions import JOBS
 from storesync.settings import Settings
-from storesync.simulator import Simulator, SimulatorConfig, WindowLimit, generate_stores
+from storesync.simulator import generate_stores
 from storesync.storage import connect
-from storesync.storage.crypto import SecretBox
-from storesync.stores import StoreDirectory
 from storesync.sync import pipeline
 from storesync.sync.pipeline import SyncServices
 from storesync.worker import Worker
 from tests.cli.helpers import as_json, last_line, storesync
 from tests.harness import SimulatorProcess, read_job, start_worker, stop, wait_for
-from tests.sync.conftest import add_stores
+from tests.sync.conftest import add_stores, in_process_services, in_process_settings
 
 BROKEN = Period(date(2026, 7, 1), date(2026, 7, 7))
 HEALTHY = Period(date(2026, 7, 8), date(2026, 7, 14))
@@ -55,49 +50,17 @@ PROMPTLY = 30.0
 async def services(db_url: str, tmp_path: Path) -> AsyncIterator[SyncServices]:
     """Real services on one global slot: the database, the queue, the simulator in-process."""
     sim_stores = [dataclasses.replace(s, bucket_size=20_000.0) for s in generate_stores(2)]
-    config = SimulatorConfig(stores=sim_stores)
-    reports = WindowLimit(20, 600, 225)
-    simulator = Simulator(
-        dataclasses.replace(
-            config, klaviyo_limits=dataclasses.replace(config.klaviyo_limits, reports=reports)
-        )
-    )
-    settings = Settings(
-        database_url=db_url,
-        data_dir=tmp_path,
-        secret_key="test-secret-key",  # type: ignore[arg-type]
-        shopify_base_url="http://sim/shops/{shop}",
-        klaviyo_base_url="http://sim",
-        klaviyo_reports_per_second=20,
-        klaviyo_reports_per_minute=600,
+    settings = in_process_settings(
+        db_url,
+        tmp_path,
         max_concurrent_jobs=1,
         max_attempts=3,
         retry_base_seconds=0,  # retried at once: all attempts fit in the test
         lease_seconds=LEASE_SECONDS,
         poll_interval_seconds=0.1,
     )
-    database = connect(settings)
-    directory = StoreDirectory(database, SecretBox.from_settings(settings))
-    for store in sim_stores:
-        await directory.add(
-            name=store.name,
-            shopify_domain=store.shop_domain,
-            shopify_token=store.shopify_token,
-            klaviyo_key=store.klaviyo_private_key,
-            timezone=store.timezone,
-        )
-    transport = httpx.ASGITransport(app=simulator.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://sim") as http:
-        yield SyncServices(
-            database=database,
-            settings=settings,
-            queue=JobQueue(database, settings),
-            stores=directory,
-            http=http,
-            budget=ReportBudget(database, daily_limit=225),
-            provider_cache=ProviderCache(database),
-        )
-    await database.dispose()
+    async with in_process_services(settings, sim_stores) as services:
+        yield services
 
 
 async def _until(check: Callable[[], Awaitable[bool]], what: str) -> float:
